@@ -1,0 +1,180 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { AuthService } from './auth/auth-service.js';
+import { RateLimits } from './auth/rate-limits.js';
+import { RevocationCache } from './auth/revocation-cache.js';
+import type { Broker } from './broker/broker.js';
+import { MemoryBroker } from './broker/memory-broker.js';
+import { type Clock, systemClock } from './clock.js';
+import { type ConfigInput, type GatehouseConfig, loadConfig, ms } from './config.js';
+import { ControlChannel } from './control-channel.js';
+import { Gateway } from './gateway/gateway.js';
+import { messageFrameHandlers } from './gateway/message-frames.js';
+import { createRestApp, type RestApp } from './http/rest-app.js';
+import { createLogger } from './logger.js';
+import { ConversationDirectory } from './messaging/conversation-directory.js';
+import { Delivery } from './messaging/delivery.js';
+import { MessageWriter } from './messaging/message-writer.js';
+import { Messaging } from './messaging/messaging.js';
+import type { Services } from './services.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import type { Store } from './store/store.js';
+import { keyRingFrom, loadOrCreateKeysFile } from './tokens/signing-keys.js';
+import { TokenService } from './tokens/token-service.js';
+
+export interface GatehouseOptions {
+  /** A loaded configuration, or overrides applied on top of the defaults (no env, no file). */
+  config?: GatehouseConfig | ConfigInput;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export interface StartupNotes {
+  /** Set when the admin key was generated on this start (print it once). */
+  generatedAdminKey: string | null;
+  keysFileCreated: boolean;
+  dataDir: string;
+}
+
+function isFullConfig(config: GatehouseConfig | ConfigInput | undefined): config is GatehouseConfig {
+  return !!config && 'ws' in config && Array.isArray(config.ws?.endpoints) && 'limits' in config && 'tokens' in config;
+}
+
+/** The admin key: configured, or generated once into the data folder. */
+function resolveAdminKey(config: GatehouseConfig, dataDir: string): { key: string; generated: boolean } {
+  if (config.adminKey) return { key: config.adminKey, generated: false };
+  const file = join(dataDir, 'admin-key');
+  if (existsSync(file)) return { key: readFileSync(file, 'utf8').trim(), generated: false };
+  const key = `gadm_${randomBytes(24).toString('base64url')}`;
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  return { key, generated: true };
+}
+
+function createStore(config: GatehouseConfig, dataDir: string): Store {
+  const url = config.store.url;
+  if (!url || url.startsWith('sqlite:')) {
+    const file = url ? url.replace(/^sqlite:(\/\/)?/, '') : join(dataDir, 'gatehouse.db');
+    return new SqliteStore(file === ':memory:' ? file : resolve(file));
+  }
+  throw new TypeError(`store.url "${url.split(':')[0]}:…" is not supported (use sqlite:PATH or leave empty)`);
+}
+
+function createBroker(config: GatehouseConfig): Broker {
+  if (config.broker.url === 'memory://' || config.broker.url === '') return new MemoryBroker();
+  throw new TypeError(`broker.url "${config.broker.url.split(':')[0]}:…" is not supported (use memory://)`);
+}
+
+/** The composition root: picks the backends and wires every service. */
+export class Gatehouse {
+  private constructor(
+    readonly services: Services,
+    readonly rest: RestApp,
+    readonly notes: StartupNotes,
+    private readonly delivery: Delivery,
+  ) {}
+
+  static async create(options: GatehouseOptions = {}): Promise<Gatehouse> {
+    const config = isFullConfig(options.config) ? options.config : loadConfig({ overrides: options.config ?? {} });
+    const clock = options.clock ?? systemClock;
+    const log = options.logger ?? createLogger(config.log.level);
+    const dataDir = resolve(config.dataDir);
+    mkdirSync(dataDir, { recursive: true });
+    const keys = loadOrCreateKeysFile(config.tokens.keysFile || join(dataDir, 'keys.json'));
+    const admin = resolveAdminKey(config, dataDir);
+    const resolvedConfig: GatehouseConfig = { ...config, adminKey: admin.key };
+
+    const store = createStore(resolvedConfig, dataDir);
+    await store.migrate();
+    const broker = createBroker(resolvedConfig);
+    const nodeId = resolvedConfig.nodeId || `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
+    const tokens = new TokenService(
+      keyRingFrom(keys.file, resolvedConfig.tokens.algorithms),
+      {
+        issuer: resolvedConfig.tokens.issuer,
+        audience: resolvedConfig.tokens.audience,
+        algorithms: resolvedConfig.tokens.algorithms,
+        clockToleranceMs: ms(resolvedConfig, 'tokens.clockTolerance'),
+      },
+      clock,
+    );
+    const revocations = new RevocationCache(store);
+    const control = new ControlChannel(broker);
+    control.on((event) => {
+      if (event.op === 'session-revoked') revocations.markSessionRevoked(event.sid);
+      else if (event.op === 'principal-revoked' || event.op === 'blocked' || event.op === 'unblocked')
+        revocations.setPrincipal(event.id, { tokenVersion: event.tokenVersion, blocked: event.op === 'blocked' });
+    });
+    const limits = new RateLimits(resolvedConfig);
+    const auth = new AuthService(store, tokens, revocations, control, limits, resolvedConfig, clock);
+
+    let messaging: Messaging | null = null;
+    const gateway = new Gateway(auth, clock, limits, control, resolvedConfig, log, nodeId, {
+      onAuthenticated: (conn) => messaging?.replay(conn),
+    });
+    const delivery = new Delivery(broker, gateway.registry, log);
+    const writer = new MessageWriter(store, (err) => log.error({ err }, 'message batch failed to store'));
+    messaging = new Messaging(
+      store,
+      new ConversationDirectory(store),
+      writer,
+      delivery,
+      control,
+      resolvedConfig,
+      clock,
+      log,
+    );
+    for (const [type, handler] of Object.entries(messageFrameHandlers(messaging))) gateway.handle(type, handler);
+
+    const services: Services = {
+      config: resolvedConfig,
+      clock,
+      log,
+      store,
+      broker,
+      tokens,
+      revocations,
+      control,
+      limits,
+      auth,
+      gateway,
+      messaging,
+      nodeId,
+      startedAt: clock.now(),
+    };
+    await control.start();
+    await delivery.start();
+    const rest = await createRestApp(services, log);
+    gateway.attachTo(rest.server);
+    return new Gatehouse(
+      services,
+      rest,
+      { generatedAdminKey: admin.generated ? admin.key : null, keysFileCreated: keys.created, dataDir },
+      delivery,
+    );
+  }
+
+  /** Starts listening; resolves with the bound address (port 0 picks a free one). */
+  async listen(): Promise<{ host: string; port: number; url: string }> {
+    const { host, port } = this.services.config.server;
+    await this.rest.listen({ host, port });
+    const address = this.rest.server.address();
+    const bound = typeof address === 'object' && address ? address.port : port;
+    const scheme = this.services.config.server.tlsCert ? 'https' : 'http';
+    return { host, port: bound, url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${bound}` };
+  }
+
+  /** Graceful shutdown: stop accepting, close sockets with 1001, finish in-flight stores. */
+  async close(): Promise<void> {
+    const { gateway, messaging, control, broker, store } = this.services;
+    await gateway.close();
+    await messaging.drain();
+    await this.rest.close();
+    await control.stop();
+    await this.delivery.stop();
+    await broker.close();
+    await store.close();
+  }
+}

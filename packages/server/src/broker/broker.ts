@@ -1,0 +1,19 @@
+/**
+ * Fan-out between nodes. A Broker carries small notices ("there is something new", a
+ * serialized frame, a kick/revoke command); the Store stays the source of truth, so a
+ * lost broker message is healed by cursor replay on reconnect.
+ *
+ * Guarantees every implementation keeps:
+ * - `publish` resolves once the broker accepted the message (not once it was delivered).
+ * - Messages published on one topic by one node arrive at each subscriber in that order.
+ * - A node receives its own publications too (handlers must tolerate that).
+ * - Topics are namespaced per cluster by the implementation (key/subject prefix).
+ */
+export interface Broker {
+  publish(topic: string, payload: string): Promise<void>;
+  /** Calls `handler` for each message on `topic` until the returned function is called. */
+  subscribe(topic: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Resolves when the broker is reachable (for /readyz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,125 @@
+import { CloseCode } from '@gatehouse/protocol';
+import type { ConnectionPolicy } from '../config.js';
+import type { Connection } from './connection.js';
+
+const addTo = (map: Map<string, Set<Connection>>, key: string, conn: Connection): void => {
+  let set = map.get(key);
+  if (!set) {
+    set = new Set();
+    map.set(key, set);
+  }
+  set.add(conn);
+};
+
+const removeFrom = (map: Map<string, Set<Connection>>, key: string, conn: Connection): void => {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(conn);
+  if (set.size === 0) map.delete(key);
+};
+
+/** Sends `kicked` and closes with the code that belongs to the reason. */
+export function kick(conn: Connection, reason: 'REPLACED' | 'REVOKED' | 'KICKED' | 'BLOCKED'): void {
+  if (conn.closed) return;
+  conn.send({ type: 'kicked', code: 200, reason });
+  conn.close(reason === 'REPLACED' ? CloseCode.REPLACED : CloseCode.REVOKED, reason);
+}
+
+/**
+ * This node's live connections, indexed by principal, login session and device slot.
+ *
+ * Slots enforce the per-kind policy: the newest connection takes the slot and the one it
+ * replaces is closed with 4409. A connection only ever removes the slot entry that still
+ * points at itself, so an old socket closing late never frees (or takes) the slot of the
+ * device's new socket: a reconnect race cannot lock a device out.
+ */
+export class ConnectionRegistry {
+  readonly all = new Set<Connection>();
+  private readonly byPrincipal = new Map<string, Set<Connection>>();
+  private readonly bySid = new Map<string, Set<Connection>>();
+  private readonly bySlot = new Map<string, Connection>();
+  /** Authenticated agent connections (support notifications go to all of them). */
+  readonly agents = new Set<Connection>();
+  private unauthenticatedCount = 0;
+
+  constructor(private readonly policies: Record<string, ConnectionPolicy>) {}
+
+  get size(): number {
+    return this.all.size;
+  }
+
+  get unauthenticated(): number {
+    return this.unauthenticatedCount;
+  }
+
+  add(conn: Connection): void {
+    this.all.add(conn);
+    if (!conn.auth) this.unauthenticatedCount++;
+  }
+
+  /**
+   * Indexes a connection that just authenticated and claims its slot. Returns the
+   * connection it replaced (already kicked with REPLACED), if any.
+   */
+  authenticated(conn: Connection, wasUnauthenticated: boolean): Connection | null {
+    const auth = conn.auth;
+    if (!auth) throw new Error('authenticated() needs conn.auth');
+    if (wasUnauthenticated) this.unauthenticatedCount--;
+    addTo(this.byPrincipal, auth.principal.id, conn);
+    addTo(this.bySid, auth.sid, conn);
+    if (auth.principal.kind === 'agent') this.agents.add(conn);
+    const policy = this.policies[auth.principal.kind] ?? 'unlimited';
+    if (policy === 'unlimited') return null;
+    const slot = policy === 'single' ? auth.principal.id : `${auth.principal.id}\n${conn.deviceType}`;
+    conn.slot = slot;
+    const previous = this.bySlot.get(slot);
+    this.bySlot.set(slot, conn);
+    if (previous && previous !== conn) {
+      previous.slot = null;
+      kick(previous, 'REPLACED');
+      return previous;
+    }
+    return null;
+  }
+
+  /** Forgets a closed connection. Safe to call twice. */
+  remove(conn: Connection): void {
+    if (!this.all.delete(conn)) return;
+    const auth = conn.auth;
+    if (!auth) {
+      this.unauthenticatedCount--;
+      return;
+    }
+    removeFrom(this.byPrincipal, auth.principal.id, conn);
+    removeFrom(this.bySid, auth.sid, conn);
+    this.agents.delete(conn);
+    if (conn.slot && this.bySlot.get(conn.slot) === conn) this.bySlot.delete(conn.slot);
+  }
+
+  /** Re-indexes a connection whose login session changed (in-band `refresh` with a new session). */
+  changeSid(conn: Connection, oldSid: string, newSid: string): void {
+    removeFrom(this.bySid, oldSid, conn);
+    addTo(this.bySid, newSid, conn);
+  }
+
+  /** The live set (do not modify); undefined when the principal has no connection here. */
+  connectionsOf(id: string): ReadonlySet<Connection> | undefined {
+    return this.byPrincipal.get(id);
+  }
+
+  ofPrincipal(id: string): Connection[] {
+    return [...(this.byPrincipal.get(id) ?? [])];
+  }
+
+  ofSession(sid: string): Connection[] {
+    return [...(this.bySid.get(sid) ?? [])];
+  }
+
+  inSlot(slot: string): Connection | undefined {
+    return this.bySlot.get(slot);
+  }
+
+  principalIds(): IterableIterator<string> {
+    return this.byPrincipal.keys();
+  }
+}

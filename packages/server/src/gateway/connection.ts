@@ -1,0 +1,82 @@
+import type { Duplex } from 'node:stream';
+import type { PrincipalInfo } from '@gatehouse/protocol';
+import type { WebSocket } from 'ws';
+import type { AuthContext } from '../auth/auth-service.js';
+import type { EndpointConfig } from '../config.js';
+import { encodeTextFrame, writeFrame } from './frame-writer.js';
+
+/** Live messages held back while a connection's offline replay runs (see Messaging.replay). */
+export interface ReplayState {
+  pending: { conversationId: string; seq: number; frame: Buffer }[];
+}
+
+/**
+ * One socket: its principal once authenticated, its device, and the counters the sweeper
+ * and the frame router need. Kept to plain fields: there can be 100,000 of these.
+ */
+export class Connection {
+  auth: AuthContext | null = null;
+  /** Device type used for slots and cursors: declared at handshake, else from the token. */
+  deviceType = 'unknown';
+  /** The slot this connection holds, if its kind's policy uses slots. */
+  slot: string | null = null;
+  authenticatedAt = 0;
+  expiringNotified = false;
+  awaitingPong = false;
+  lastPingAt: number;
+  malformedFrames = 0;
+  rateTokens: number;
+  rateUpdatedAt: number;
+  rateDrops = 0;
+  closed = false;
+  replay: ReplayState | null = null;
+
+  constructor(
+    readonly id: string,
+    readonly ws: WebSocket,
+    readonly socket: Duplex,
+    readonly endpoint: EndpointConfig,
+    readonly ip: string,
+    readonly declaredDeviceType: string | null,
+    readonly deviceId: string | null,
+    readonly clientId: string | null,
+    readonly openedAt: number,
+    messagesPerSecond: number,
+    readonly maxBufferedBytes: number,
+  ) {
+    this.lastPingAt = openedAt;
+    this.rateTokens = messagesPerSecond;
+    this.rateUpdatedAt = openedAt;
+  }
+
+  get principal(): PrincipalInfo | null {
+    return this.auth?.principal ?? null;
+  }
+
+  /** Sends a frame encoded by encodeTextFrame (shared between recipients). */
+  sendFrame(frame: Buffer): void {
+    if (!this.closed && this.ws.readyState === 1) writeFrame(this, frame);
+  }
+
+  /** Sends serialized JSON. */
+  sendRaw(data: string): void {
+    if (!this.closed && this.ws.readyState === 1) writeFrame(this, encodeTextFrame(data));
+  }
+
+  send(frame: object): void {
+    this.sendRaw(JSON.stringify(frame));
+  }
+
+  /** Closes once; later calls do nothing. */
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ws.close(code, reason);
+  }
+
+  /** Drops a socket that stopped reading: no close handshake can get through its full buffers. */
+  cutOff(): void {
+    this.closed = true;
+    this.ws.terminate();
+  }
+}

@@ -1,0 +1,465 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  CloseCode,
+  CMD_IDS,
+  CONNECTED_AUTHENTICATED_MESSAGE,
+  CONNECTED_UNAUTHENTICATED_MESSAGE,
+  type ErrorCode,
+  errorInfo,
+  SUBPROTOCOL,
+  TOKEN_AUTH_FAILED_MESSAGE,
+  UNAUTHENTICATED_FRAME_TYPES,
+} from '@gatehouse/protocol';
+import type { Logger } from 'pino';
+import { type RawData, WebSocketServer } from 'ws';
+import type { AuthContext, AuthService } from '../auth/auth-service.js';
+import { RateLimitedError, type RateLimits } from '../auth/rate-limits.js';
+import type { Clock } from '../clock.js';
+import { type ConnectionPolicy, type EndpointConfig, type GatehouseConfig, ms } from '../config.js';
+import type { ControlChannel, ControlEvent } from '../control-channel.js';
+import { GatehouseError, isGatehouseError } from '../errors.js';
+import { Connection } from './connection.js';
+import { ConnectionRegistry, kick } from './connection-registry.js';
+import { type DeviceContext, deviceContext, findCredential } from './handshake-request.js';
+import { errorEvent, errorReply, type RequestFrame } from './replies.js';
+import type { FrameContext, FrameHandler } from './session-frames.js';
+import * as sessionFrames from './session-frames.js';
+
+/** Malformed frames a socket may send before it is closed with 4400. */
+const MAX_MALFORMED_FRAMES = 5;
+/** Frames dropped for rate in a row before the socket is closed with 4429. */
+const MAX_RATE_DROPS = 20;
+
+export interface GatewayHooks {
+  /** Runs after a connection authenticated (offline replay goes here). */
+  onAuthenticated?(conn: Connection): Promise<void> | void;
+  /** Runs after a connection closed. */
+  onClosed?(conn: Connection): void;
+}
+
+/**
+ * The WebSocket side: authenticates every upgrade before accepting it, owns the sockets,
+ * routes frames to handlers, and keeps sockets honest (auth timeout, heartbeat, expiry,
+ * size and rate limits). Knows nothing of which store or broker is behind it.
+ */
+export class Gateway implements FrameContext {
+  readonly registry: ConnectionRegistry;
+  private readonly wss: WebSocketServer;
+  private readonly endpoints: Map<string, EndpointConfig>;
+  private readonly handlers = new Map<string, FrameHandler>();
+  private readonly allowedOrigins: Set<string>;
+  private stopSweep: (() => void) | null = null;
+  private closing = false;
+  private readonly timing: {
+    authTimeout: number;
+    heartbeatInterval: number;
+    heartbeatTimeout: number;
+    expiringNotice: number;
+  };
+
+  constructor(
+    readonly auth: AuthService,
+    readonly clock: Clock,
+    private readonly limits: RateLimits,
+    private readonly control: ControlChannel,
+    private readonly config: GatehouseConfig,
+    private readonly log: Logger,
+    readonly nodeId: string,
+    private readonly hooks: GatewayHooks = {},
+  ) {
+    this.registry = new ConnectionRegistry(config.ws.connectionPolicy as Record<string, ConnectionPolicy>);
+    this.endpoints = new Map(config.ws.endpoints.map((e) => [e.path, e]));
+    this.allowedOrigins = new Set(config.ws.allowedOrigins);
+    this.timing = {
+      authTimeout: ms(config, 'ws.authTimeout'),
+      heartbeatInterval: ms(config, 'ws.heartbeatInterval'),
+      heartbeatTimeout: ms(config, 'ws.heartbeatTimeout'),
+      expiringNotice: ms(config, 'tokens.expiringNotice'),
+    };
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      // Frames up to twice the limit are read so they can be refused with 4413; larger ones ws closes with 1009.
+      maxPayload: config.ws.maxFrameBytes * 2,
+      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    });
+    const { login, auth: authFrame, hello, ping, refresh, whoami, logout } = sessionFrames;
+    for (const [name, handler] of Object.entries({ login, auth: authFrame, hello, ping, refresh, whoami, logout }))
+      this.handlers.set(name, handler);
+    control.on((event) => this.onControl(event));
+  }
+
+  /** Adds a handler for a frame type (messaging registers message/ack/history). */
+  handle(type: string, handler: FrameHandler): void {
+    this.handlers.set(type, handler);
+  }
+
+  attachTo(server: Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.onUpgrade(req, socket, head).catch((err) => {
+        this.log.error({ err }, 'upgrade failed');
+        this.rejectHttp(socket, 'INTERNAL', 'internal error');
+      });
+    });
+    this.stopSweep = this.clock.every(ms(this.config, 'ws.sweepInterval'), () => this.sweep());
+  }
+
+  private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const url = new URL(req.url ?? '/', 'http://gatehouse');
+    const endpoint = this.endpoints.get(url.pathname);
+    if (!endpoint) return this.rejectHttp(socket, 'NOT_FOUND', 'no WebSocket endpoint at this path');
+    if (this.closing) return this.rejectHttp(socket, 'SERVER_BUSY', 'server is shutting down');
+    const ip = req.socket.remoteAddress ?? 'unknown';
+    let device: DeviceContext;
+    let credential: string | null;
+    try {
+      await this.limits.handshake(ip);
+      if (this.registry.size >= this.config.limits.maxConnections)
+        throw new GatehouseError('SERVER_BUSY', 'connection limit reached');
+      const origin = req.headers.origin;
+      if (origin && this.allowedOrigins.size > 0 && !this.allowedOrigins.has(origin))
+        throw new GatehouseError('ORIGIN_NOT_ALLOWED', 'origin is not allowed');
+      device = deviceContext(req, url.searchParams);
+      credential = findCredential(req, url.searchParams);
+    } catch (err) {
+      // Refusals before any credential is looked at are always made in the HTTP handshake.
+      return this.rejectHttp(socket, ...this.describe(err));
+    }
+    if (!credential) {
+      if (endpoint.tokenRequired)
+        return this.refuse(req, socket, head, endpoint, device, 'MISSING_TOKEN', 'no token was presented');
+      if (this.registry.unauthenticated >= this.config.limits.maxUnauthenticated)
+        return this.rejectHttp(socket, 'SERVER_BUSY', 'too many unauthenticated sockets');
+      return this.accept(req, socket, head, endpoint, device, null);
+    }
+    let auth: AuthContext;
+    try {
+      auth = await this.auth.authenticate(credential, device.deviceId);
+      if (!endpoint.kinds.includes(auth.principal.kind))
+        throw new GatehouseError('FORBIDDEN', `${auth.principal.kind} may not connect to ${endpoint.path}`);
+    } catch (err) {
+      const [code, message, status] = this.describe(err);
+      return this.refuse(req, socket, head, endpoint, device, code, message, status);
+    }
+    this.accept(req, socket, head, endpoint, device, auth);
+  }
+
+  private describe(err: unknown): [ErrorCode, string, number?, number?] {
+    if (err instanceof RateLimitedError) return ['RATE_LIMITED', err.message, 429, err.retryAfterSeconds];
+    if (isGatehouseError(err)) return [err.code, err.message, err.status];
+    this.log.error({ err }, 'handshake failed');
+    return ['INTERNAL', 'internal error', 500];
+  }
+
+  /** A bad credential: rejected in HTTP, or opened-then-closed, or opened for login (per endpoint). */
+  private refuse(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    endpoint: EndpointConfig,
+    device: DeviceContext,
+    code: ErrorCode,
+    message: string,
+    status?: number,
+  ): void {
+    if (endpoint.rejectMode === 'http') {
+      this.rejectHttp(socket, code, message, status);
+      return;
+    }
+    if (endpoint.rejectMode === 'login') {
+      this.accept(req, socket, head, endpoint, device, null, errorEvent(code, TOKEN_AUTH_FAILED_MESSAGE, status));
+      return;
+    }
+    this.upgrade(req, socket, head, (ws) => {
+      ws.send(errorEvent(code, message, status));
+      ws.close(errorInfo(code).close ?? CloseCode.UNAUTHORIZED, code);
+    });
+  }
+
+  /** Writes an HTTP error response with the spec's headers and body, then closes the socket. */
+  private rejectHttp(socket: Duplex, code: ErrorCode, message: string, status?: number, retryAfter?: number): void {
+    if (socket.destroyed) return;
+    const httpStatus = status ?? errorInfo(code).status;
+    const body = JSON.stringify({ code: httpStatus, error: code, err_msg: message });
+    socket.once('finish', () => socket.destroy());
+    socket.end(
+      `HTTP/1.1 ${httpStatus} ${STATUS_CODES[httpStatus] ?? 'Error'}\r\n` +
+        'Connection: close\r\nContent-Type: application/json\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        `X-WebSocket-Error-Code: ${code}\r\nX-WebSocket-Error-Message: ${message}\r\n` +
+        (retryAfter ? `Retry-After: ${retryAfter}\r\n` : '') +
+        `\r\n${body}`,
+    );
+  }
+
+  private upgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    then: (ws: import('ws').WebSocket) => void,
+  ): void {
+    // The client may have gone while the credential was checked.
+    if (socket.destroyed) return;
+    this.wss.handleUpgrade(req, socket, head, then);
+  }
+
+  private accept(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    endpoint: EndpointConfig,
+    device: DeviceContext,
+    auth: AuthContext | null,
+    pendingError?: string,
+  ): void {
+    this.upgrade(req, socket, head, (ws) => {
+      const conn = new Connection(
+        randomUUID(),
+        ws,
+        socket,
+        endpoint,
+        req.socket.remoteAddress ?? 'unknown',
+        device.deviceType,
+        device.deviceId,
+        device.clientId,
+        this.clock.now(),
+        this.config.limits.messagesPerSecond,
+        this.config.ws.maxBufferedBytes,
+      );
+      this.registry.add(conn);
+      ws.on('message', (data, isBinary) => this.onFrame(conn, data, isBinary));
+      ws.on('pong', () => {
+        conn.awaitingPong = false;
+      });
+      ws.on('error', () => {});
+      ws.on('close', () => {
+        conn.closed = true;
+        this.registry.remove(conn);
+        this.hooks.onClosed?.(conn);
+      });
+      if (auth) {
+        this.attach(conn, auth, true).catch((err) => this.log.error({ err }, 'attach failed'));
+        return;
+      }
+      conn.send({
+        type: 'connected',
+        code: 200,
+        body: { message: CONNECTED_UNAUTHENTICATED_MESSAGE, session_id: conn.id },
+        err_msg: '',
+      });
+      if (pendingError) conn.sendRaw(pendingError);
+    });
+  }
+
+  checkKind(conn: Connection, auth: AuthContext): void {
+    if (!conn.endpoint.kinds.includes(auth.principal.kind))
+      throw new GatehouseError('FORBIDDEN', `${auth.principal.kind} may not connect to ${conn.endpoint.path}`);
+  }
+
+  /**
+   * Binds a verified principal to a socket and claims its device slot. `greet` sends the
+   * `connected` frame (handshake auth); in-band login/auth already replied instead.
+   */
+  async attach(conn: Connection, auth: AuthContext, greet = false): Promise<void> {
+    if (conn.closed) return;
+    const wasUnauthenticated = conn.auth === null;
+    conn.auth = auth;
+    conn.authenticatedAt = this.clock.now();
+    conn.deviceType = conn.declaredDeviceType ?? auth.deviceType ?? 'unknown';
+    this.registry.authenticated(conn, wasUnauthenticated);
+    if (conn.slot) {
+      this.control
+        .publish({
+          op: 'slot-claimed',
+          slot: conn.slot,
+          connectionId: conn.id,
+          node: this.nodeId,
+          at: conn.authenticatedAt,
+        })
+        .catch((err) => this.log.warn({ err }, 'slot claim broadcast failed'));
+    }
+    if (greet)
+      conn.send({
+        type: 'connected',
+        code: 200,
+        body: {
+          message: CONNECTED_AUTHENTICATED_MESSAGE,
+          session_id: conn.id,
+          user: auth.principal,
+          expires_at: auth.expiresAt,
+        },
+        err_msg: '',
+      });
+    await this.hooks.onAuthenticated?.(conn);
+  }
+
+  private onFrame(conn: Connection, data: RawData, isBinary: boolean): void {
+    if (conn.closed) return;
+    conn.awaitingPong = false;
+    const buffer = data as Buffer;
+    if (buffer.length > this.config.ws.maxFrameBytes) {
+      conn.sendRaw(errorEvent('PAYLOAD_TOO_LARGE', `frame exceeds ${this.config.ws.maxFrameBytes} bytes`));
+      conn.close(CloseCode.PAYLOAD_TOO_LARGE, 'PAYLOAD_TOO_LARGE');
+      return;
+    }
+    if (!this.takeRateToken(conn)) return;
+    if (isBinary) {
+      this.malformed(conn, null, 'binary frames are not supported; send JSON text');
+      return;
+    }
+    let frame: RequestFrame;
+    try {
+      const parsed: unknown = JSON.parse(buffer.toString('utf8'));
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        this.malformed(conn, null, 'a frame must be a JSON object');
+        return;
+      }
+      frame = parsed as RequestFrame;
+    } catch {
+      this.malformed(conn, null, 'frame is not valid JSON');
+      return;
+    }
+    if (frame.id !== undefined && typeof frame.id !== 'string' && typeof frame.id !== 'number') delete frame.id;
+    if (frame.cmd_id !== undefined && typeof frame.cmd_id !== 'number') delete frame.cmd_id;
+    const type =
+      typeof frame.type === 'string' ? frame.type : frame.cmd_id !== undefined ? CMD_IDS[frame.cmd_id] : undefined;
+    if (!type) {
+      this.malformed(conn, frame, 'frame has no type');
+      return;
+    }
+    frame.type = type;
+    const handler = this.handlers.get(type);
+    if (!handler) {
+      this.malformed(conn, frame, `unknown frame type "${type.slice(0, 64)}"`);
+      return;
+    }
+    const replyType = type === 'message' ? 'ack' : type;
+    if (!conn.auth && !UNAUTHENTICATED_FRAME_TYPES.has(type)) {
+      conn.sendRaw(errorReply(frame, replyType, 'MISSING_TOKEN', 'authenticate first (login or auth)'));
+      return;
+    }
+    let result: Promise<void> | void;
+    try {
+      result = handler(this, conn, frame);
+    } catch (err) {
+      this.replyError(conn, frame, replyType, err);
+      return;
+    }
+    if (result) result.catch((err) => this.replyError(conn, frame, replyType, err));
+  }
+
+  private replyError(conn: Connection, frame: RequestFrame, replyType: string, err: unknown): void {
+    const [code, message, status] = this.describe(err);
+    conn.sendRaw(errorReply(frame, replyType, code, message, status));
+  }
+
+  private malformed(conn: Connection, frame: RequestFrame | null, message: string): void {
+    conn.malformedFrames++;
+    conn.sendRaw(
+      frame?.type && typeof frame.type === 'string'
+        ? errorReply(frame, frame.type, 'INVALID_REQUEST', message)
+        : errorEvent('INVALID_REQUEST', message),
+    );
+    if (conn.malformedFrames >= MAX_MALFORMED_FRAMES) conn.close(CloseCode.INVALID_REQUEST, 'INVALID_REQUEST');
+  }
+
+  /** Token bucket per connection: `limits.messagesPerSecond`, with the same burst. */
+  private takeRateToken(conn: Connection): boolean {
+    const rate = this.config.limits.messagesPerSecond;
+    const now = this.clock.now();
+    conn.rateTokens = Math.min(rate, conn.rateTokens + ((now - conn.rateUpdatedAt) * rate) / 1000);
+    conn.rateUpdatedAt = now;
+    if (conn.rateTokens >= 1) {
+      conn.rateTokens -= 1;
+      conn.rateDrops = 0;
+      return true;
+    }
+    conn.rateDrops++;
+    conn.sendRaw(errorEvent('RATE_LIMITED', `more than ${rate} frames per second`));
+    if (conn.rateDrops >= MAX_RATE_DROPS) conn.close(CloseCode.RATE_LIMITED, 'RATE_LIMITED');
+    return false;
+  }
+
+  /** Once per sweep interval: auth timeouts, token expiry warnings and closes, heartbeats. */
+  sweep(): void {
+    const now = this.clock.now();
+    const { authTimeout, heartbeatInterval, heartbeatTimeout, expiringNotice } = this.timing;
+    for (const conn of this.registry.all) {
+      if (conn.closed) continue;
+      const auth = conn.auth;
+      if (!auth) {
+        if (now - conn.openedAt >= authTimeout) conn.close(CloseCode.TIMEOUT, 'AUTH_TIMEOUT');
+        continue;
+      }
+      if (now >= auth.expiresAt) {
+        conn.sendRaw(errorEvent('TOKEN_EXPIRED', 'token has expired; reconnect with a new token'));
+        conn.close(CloseCode.UNAUTHORIZED, 'TOKEN_EXPIRED');
+        continue;
+      }
+      if (!conn.expiringNotified && now >= auth.expiresAt - expiringNotice) {
+        conn.expiringNotified = true;
+        conn.send({ type: 'token_expiring', code: 200, expires_at: auth.expiresAt });
+      }
+      if (conn.awaitingPong) {
+        if (now - conn.lastPingAt >= heartbeatTimeout) {
+          conn.close(CloseCode.TIMEOUT, 'HEARTBEAT_TIMEOUT');
+          // A dead peer never answers the close handshake; do not wait ws's 30 s for it.
+          conn.ws.terminate();
+        }
+      } else if (now - conn.lastPingAt >= heartbeatInterval) {
+        conn.awaitingPong = true;
+        conn.lastPingAt = now;
+        conn.ws.ping();
+      }
+    }
+  }
+
+  private onControl(event: ControlEvent): void {
+    switch (event.op) {
+      case 'session-revoked':
+        for (const conn of this.registry.ofSession(event.sid)) kick(conn, 'REVOKED');
+        break;
+      case 'principal-revoked':
+        for (const conn of this.registry.ofPrincipal(event.id)) kick(conn, 'REVOKED');
+        break;
+      case 'blocked':
+        for (const conn of this.registry.ofPrincipal(event.id)) kick(conn, 'BLOCKED');
+        break;
+      case 'kick':
+        for (const conn of this.registry.ofPrincipal(event.id))
+          if (!event.deviceType || conn.deviceType === event.deviceType) kick(conn, 'KICKED');
+        break;
+      case 'slot-claimed': {
+        // Another node took this slot. The newer claim wins on both nodes (ties broken by
+        // connection id), so two simultaneous claims never close both sockets.
+        if (event.node === this.nodeId) break;
+        const local = this.registry.inSlot(event.slot);
+        if (
+          local &&
+          local.id !== event.connectionId &&
+          (event.at > local.authenticatedAt || (event.at === local.authenticatedAt && event.connectionId > local.id))
+        )
+          kick(local, 'REPLACED');
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /** Stops accepting, closes every socket with 1001 and waits (bounded) for them to go. */
+  async close(timeoutMs = 2000): Promise<void> {
+    this.closing = true;
+    this.stopSweep?.();
+    for (const conn of this.registry.all) conn.close(CloseCode.GOING_AWAY, 'SHUTTING_DOWN');
+    const deadline = Date.now() + timeoutMs;
+    while (this.registry.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const conn of this.registry.all) conn.ws.terminate();
+    this.wss.close();
+  }
+}

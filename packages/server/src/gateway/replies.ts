@@ -1,0 +1,49 @@
+import type { ErrorCode } from '@gatehouse/protocol';
+import { errorInfo } from '@gatehouse/protocol';
+
+/** A parsed client frame: `type` is resolved (from `cmd_id` if need be); other fields are unchecked. */
+export interface RequestFrame {
+  type: string;
+  id?: string | number;
+  cmd_id?: number;
+  [field: string]: unknown;
+}
+
+function echo(request: RequestFrame | null): { id?: string | number; cmd_id?: number } {
+  const out: { id?: string | number; cmd_id?: number } = {};
+  if (request?.id !== undefined) out.id = request.id;
+  if (request?.cmd_id !== undefined) out.cmd_id = request.cmd_id;
+  return out;
+}
+
+export function okReply(request: RequestFrame, type: string, body: unknown): string {
+  return JSON.stringify({ type, ...echo(request), code: 200, body, err_msg: '' });
+}
+
+export function errorReply(
+  request: RequestFrame | null,
+  type: string,
+  code: ErrorCode,
+  message: string,
+  status?: number,
+): string {
+  return JSON.stringify({
+    type,
+    ...echo(request),
+    code: status ?? errorInfo(code).status,
+    body: null,
+    error: code,
+    err_msg: message,
+  });
+}
+
+/** The unsolicited `error` event (a bad token on open, a malformed frame without an id). */
+export function errorEvent(code: ErrorCode, message: string, status?: number): string {
+  return JSON.stringify({
+    type: 'error',
+    code: status ?? errorInfo(code).status,
+    body: null,
+    error: code,
+    err_msg: message,
+  });
+}

@@ -1,0 +1,111 @@
+import { timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import type { Logger } from 'pino';
+import type { AuthContext } from '../auth/auth-service.js';
+import { RateLimitedError } from '../auth/rate-limits.js';
+import type { GatehouseConfig } from '../config.js';
+import { GatehouseError, isGatehouseError } from '../errors.js';
+import type { Services } from '../services.js';
+import type { AccessClaims } from '../tokens/token-service.js';
+import { registerAdminRoutes } from './routes/admin-routes.js';
+import { registerConversationRoutes, registerSessionRoutes } from './routes/conversation-routes.js';
+import { registerHealthRoutes } from './routes/health-routes.js';
+import { registerOpenApiUserRoutes } from './routes/open-api-routes.js';
+import { registerPublicRoutes } from './routes/public-routes.js';
+import { registerTokenRoutes } from './routes/token-routes.js';
+
+export type RestApp = FastifyInstance<
+  import('node:http').Server,
+  import('node:http').IncomingMessage,
+  import('node:http').ServerResponse,
+  Logger,
+  TypeBoxTypeProvider
+>;
+
+/** The `Authorization: Bearer` token of a request, or null. */
+export function bearerToken(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  if (!header) return null;
+  const match = /^bearer\s+(.+)$/i.exec(header);
+  return match ? (match[1] as string).trim() : null;
+}
+
+/** Verifies the request's access token; throws 401 with the refusal code. */
+export async function requireAccessToken(
+  services: Services,
+  request: FastifyRequest,
+): Promise<AuthContext & { claims: AccessClaims }> {
+  const token = bearerToken(request);
+  if (!token) throw new GatehouseError('MISSING_TOKEN', 'Authorization: Bearer <token> is required');
+  return services.auth.authenticateRequest(token);
+}
+
+/** Checks `X-Admin-Key` in constant time. */
+export function requireAdmin(config: GatehouseConfig, request: FastifyRequest): void {
+  const given = Buffer.from(String(request.headers['x-admin-key'] ?? ''));
+  const expected = Buffer.from(config.adminKey);
+  if (expected.length === 0 || given.length !== expected.length || !timingSafeEqual(given, expected))
+    throw new GatehouseError('TOKEN_INVALID', 'missing or wrong X-Admin-Key', { status: 401 });
+}
+
+/** Maps any error to a JSON body `{error, message}` with a 4xx/5xx status; never a stack trace. */
+export function sendError(reply: FastifyReply, log: Logger, err: unknown): FastifyReply {
+  if (err instanceof RateLimitedError) reply.header('Retry-After', String(err.retryAfterSeconds));
+  if (isGatehouseError(err)) return reply.status(err.status).send({ error: err.code, message: err.message });
+  const e = err as { validation?: unknown; statusCode?: number; code?: string; message?: string };
+  if (e.validation) return reply.status(400).send({ error: 'INVALID_REQUEST', message: e.message });
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return reply.status(413).send({ error: 'PAYLOAD_TOO_LARGE', message: 'request body is too large' });
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500)
+    return reply.status(e.statusCode).send({ error: 'INVALID_REQUEST', message: e.message ?? 'bad request' });
+  log.error({ err }, 'request failed');
+  return reply.status(500).send({ error: 'INTERNAL', message: 'internal error' });
+}
+
+export async function createRestApp(services: Services, log: Logger): Promise<RestApp> {
+  const { config } = services;
+  const https =
+    config.server.tlsCert && config.server.tlsKey
+      ? { cert: readFileSync(config.server.tlsCert), key: readFileSync(config.server.tlsKey) }
+      : null;
+  const app = Fastify({
+    loggerInstance: log,
+    // Per-request lines would carry URLs with tokens (?token=…); errors are logged by sendError.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.server.bodyLimit,
+    trustProxy: config.server.trustProxy,
+    ...(https ? { https } : {}),
+    // Wrong types are errors, not coerced: `{"username": 5}` is a 400.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as RestApp;
+
+  app.setErrorHandler((err, _request, reply) => sendError(reply, log, err));
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({ error: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
+  );
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Gatehouse', version: '0.1.0', description: 'Token-authenticated WebSocket gateway: REST API' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          appKey: { type: 'apiKey', in: 'header', name: 'X-App-Key' },
+          adminKey: { type: 'apiKey', in: 'header', name: 'X-Admin-Key' },
+        },
+      },
+    },
+  });
+  registerPublicRoutes(app, services);
+  registerTokenRoutes(app, services);
+  registerOpenApiUserRoutes(app, services);
+  registerAdminRoutes(app, services);
+  registerHealthRoutes(app, services);
+  registerConversationRoutes(app, services);
+  registerSessionRoutes(app, services);
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

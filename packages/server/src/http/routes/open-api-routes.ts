@@ -1,0 +1,59 @@
+import { Type } from '@sinclair/typebox';
+import { isGatehouseError } from '../../errors.js';
+import type { Services } from '../../services.js';
+import type { RestApp } from '../rest-app.js';
+
+const UserLoginBody = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 128 }),
+  nickname: Type.String({ minLength: 1, maxLength: 128 }),
+  avatar: Type.Optional(Type.Union([Type.String({ maxLength: 2048 }), Type.Null()])),
+  device: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.:-]+$' }),
+  extras: Type.Optional(Type.Unknown()),
+});
+
+/** The app-key open API: an app's server logs its IM users in (SPEC §2). Errors as `{code, msg}`. */
+export function registerOpenApiUserRoutes(app: RestApp, services: Services): void {
+  app.post(
+    '/openapi/v1/user/login',
+    {
+      attachValidation: true,
+      schema: {
+        summary: "Create or update the app's user and issue its token",
+        security: [{ appKey: [] }],
+        body: UserLoginBody,
+      },
+    },
+    async (request, reply) => {
+      try {
+        // The key is checked before the body, so a bad key is always a 401.
+        await services.auth.findApp(request.headers['x-app-key'] as string | undefined);
+        if (request.validationError)
+          return reply.status(400).send({ code: 400, msg: request.validationError.message, error: 'INVALID_REQUEST' });
+        const body = request.body;
+        const { tokens, principal } = await services.auth.appUserLogin(
+          request.headers['x-app-key'] as string,
+          { id: body.id, nickname: body.nickname, avatar: body.avatar ?? null, extras: body.extras },
+          { deviceType: body.device },
+        );
+        return {
+          code: 200,
+          msg: 'success',
+          data: {
+            imUserVo: {
+              id: principal.id,
+              nickname: principal.name,
+              avatar: principal.avatar,
+              userStatus: principal.blocked ? 'blocked' : 'active',
+              lastLoginTime: principal.lastLoginAt,
+              extras: principal.extras,
+            },
+            token: `Bearer ${tokens.token}`,
+          },
+        };
+      } catch (err) {
+        if (!isGatehouseError(err)) throw err;
+        return reply.status(err.status).send({ code: err.status, msg: err.message, error: err.code });
+      }
+    },
+  );
+}

@@ -1,0 +1,179 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { GatehouseError } from '../../errors.js';
+import type { Services } from '../../services.js';
+import { bearerToken, type RestApp } from '../rest-app.js';
+
+const Id = Type.String({ minLength: 1, maxLength: 128 });
+const DeviceField = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.:-]+$' });
+
+const LoginBody = Type.Object({
+  username: Type.String({ minLength: 1, maxLength: 128 }),
+  password: Type.String({ minLength: 1, maxLength: 1024 }),
+  device_type: Type.Optional(DeviceField),
+  device_id: Type.Optional(DeviceField),
+});
+
+const CustomerTokenBody = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 128 }),
+  channel: Type.String({ minLength: 1, maxLength: 64 }),
+  email: Type.Optional(Type.String({ maxLength: 256 })),
+  phone: Type.Optional(Type.String({ maxLength: 64 })),
+  channelUserId: Type.Optional(Type.String({ maxLength: 128 })),
+});
+
+const CustomerBody = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 128 }),
+  channel: Type.String({ minLength: 1, maxLength: 64 }),
+  metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+
+const CustomerRefreshBody = Type.Object({
+  refreshToken: Type.String({ minLength: 1, maxLength: 512 }),
+  customerId: Type.Optional(Id),
+  channel: Type.Optional(Type.String({ maxLength: 64 })),
+});
+
+const Principal = Type.Object({ id: Type.String(), kind: Type.String(), name: Type.String() });
+
+/** `/api/v1/public/*` and `/api/v1/customers*`: logins and anonymous customer tokens (SPEC §2). */
+export function registerPublicRoutes(app: RestApp, services: Services): void {
+  const { auth } = services;
+
+  app.post(
+    '/api/v1/public/login',
+    {
+      schema: {
+        summary: 'Password login (agents and operator-managed users)',
+        body: LoginBody,
+        response: {
+          200: Type.Object({
+            token: Type.String(),
+            refresh_token: Type.Optional(Type.String()),
+            expiresAt: Type.Number(),
+            user: Principal,
+          }),
+        },
+      },
+    },
+    async (request) => {
+      const body = request.body;
+      const issued = await auth.passwordLogin(body.username, body.password, request.ip, {
+        deviceType: body.device_type,
+        deviceId: body.device_id,
+      });
+      return {
+        token: issued.token,
+        ...(issued.refreshToken ? { refresh_token: issued.refreshToken } : {}),
+        expiresAt: issued.expiresAt,
+        user: issued.principal,
+      };
+    },
+  );
+
+  async function newCustomer(name: string, channel: string, extras: Record<string, unknown>, ip: string) {
+    const { customer, tokens } = await auth.createCustomer({ name, channel, extras }, ip);
+    const sessionId = await services.messaging.openSupportSession(customer.id);
+    return {
+      customerId: customer.id,
+      token: tokens.token,
+      refreshToken: tokens.refreshToken as string,
+      sessionId,
+      expiresAt: tokens.expiresAt,
+    };
+  }
+
+  app.post(
+    '/api/v1/public/customer-token',
+    { schema: { summary: 'Anonymous customer token and a new support session', body: CustomerTokenBody } },
+    async (request) => {
+      const { name, channel, ...contact } = request.body as Static<typeof CustomerTokenBody>;
+      return newCustomer(name, channel, contact, request.ip);
+    },
+  );
+
+  app.post(
+    '/api/v1/customers',
+    { schema: { summary: 'Create a customer (same as customer-token)', body: CustomerBody } },
+    async (request) => {
+      const { name, channel, metadata } = request.body;
+      const { customerId, ...rest } = await newCustomer(name, channel, metadata ? { metadata } : {}, request.ip);
+      return { id: customerId, ...rest };
+    },
+  );
+
+  async function customerRefresh(customerId: string | undefined, refreshToken: string) {
+    const issued = await auth.refresh(refreshToken, {
+      kind: 'customer',
+      ...(customerId ? { principalId: customerId } : {}),
+    });
+    return { token: issued.token, refreshToken: issued.refreshToken as string, expiresAt: issued.expiresAt };
+  }
+
+  app.post(
+    '/api/v1/customers/:customerId/token',
+    {
+      schema: {
+        summary: "New customer token from the customer's refresh token",
+        params: Type.Object({ customerId: Id }),
+        body: CustomerRefreshBody,
+      },
+    },
+    async (request) => customerRefresh(request.params.customerId, request.body.refreshToken),
+  );
+
+  app.post(
+    '/api/v1/customers/token',
+    {
+      schema: {
+        summary: 'Same as /customers/{customerId}/token with customerId in the body',
+        body: Type.Composite([CustomerRefreshBody, Type.Object({ customerId: Id })]),
+      },
+    },
+    async (request) => customerRefresh(request.body.customerId, request.body.refreshToken),
+  );
+
+  app.get(
+    '/api/v1/public/validate-token',
+    {
+      schema: {
+        summary: 'Is this access token valid? Always 200 for a well-formed call',
+        querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: 8192 })) }),
+      },
+    },
+    async (request) => {
+      const token = request.query.token ?? bearerToken(request);
+      if (!token) throw new GatehouseError('MISSING_TOKEN', 'pass ?token= or Authorization: Bearer', { status: 400 });
+      const verified = services.tokens.verifyAccessToken(token);
+      if (!verified.ok)
+        return {
+          valid: false,
+          ...(verified.claims ? { type: verified.claims.kind } : {}),
+          error: verified.code,
+          message: verified.message,
+        };
+      try {
+        const context = await auth.authenticateRequest(token);
+        const { kind, id, name } = context.principal;
+        if (kind !== 'customer') return { valid: true, type: kind, userId: id, name, expiresAt: context.expiresAt };
+        const record = await services.store.getPrincipal(id);
+        const channel = (record?.extras as { channel?: unknown } | null)?.channel;
+        return {
+          valid: true,
+          type: kind,
+          customerId: id,
+          name,
+          ...(typeof channel === 'string' ? { channel } : {}),
+          expiresAt: context.expiresAt,
+        };
+      } catch (err) {
+        if (!(err instanceof GatehouseError)) throw err;
+        return {
+          valid: false,
+          type: verified.claims.kind,
+          error: err.code === 'FORBIDDEN' ? 'TOKEN_REVOKED' : err.code,
+          message: err.message,
+        };
+      }
+    },
+  );
+}

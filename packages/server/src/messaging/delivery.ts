@@ -1,0 +1,83 @@
+import type { Logger } from 'pino';
+import type { Broker } from '../broker/broker.js';
+import type { Connection } from '../gateway/connection.js';
+import type { ConnectionRegistry } from '../gateway/connection-registry.js';
+import { encodeTextFrame } from '../gateway/frame-writer.js';
+
+const DELIVER_TOPIC = 'deliver';
+const AGENTS_TOPIC = 'agents';
+
+/**
+ * Live fan-out. A stored message is published once to every node as
+ * `{"m":[member ids],"c":conversation,"s":seq,"x":sender connection}\n<frame JSON>`;
+ * each node encodes the frame once and writes the same bytes to every local socket of
+ * every member. Nothing here is durable: a node that misses a publication leaves the
+ * message to the cursor replay on the device's next authentication.
+ */
+export class Delivery {
+  private readonly unsubscribers: (() => Promise<void>)[] = [];
+
+  constructor(
+    private readonly broker: Broker,
+    private readonly registry: ConnectionRegistry,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.unsubscribers.push(await this.broker.subscribe(DELIVER_TOPIC, (payload) => this.onDeliver(payload)));
+    this.unsubscribers.push(await this.broker.subscribe(AGENTS_TOPIC, (payload) => this.onAgents(payload)));
+  }
+
+  async stop(): Promise<void> {
+    for (const unsubscribe of this.unsubscribers) await unsubscribe();
+  }
+
+  /** Sends a stored message's event frame to every device of every member (except the sending socket). */
+  publishMessage(
+    members: string[],
+    conversationId: string,
+    seq: number,
+    frame: string,
+    exceptConnection: string | null,
+  ) {
+    const header = JSON.stringify({ m: members, c: conversationId, s: seq, x: exceptConnection });
+    this.broker
+      .publish(DELIVER_TOPIC, `${header}\n${frame}`)
+      .catch((err) => this.log.warn({ err }, 'live delivery publish failed; cursor replay will deliver'));
+  }
+
+  /** Sends a frame to every online agent on every node. */
+  publishToAgents(frame: string): void {
+    this.broker.publish(AGENTS_TOPIC, frame).catch((err) => this.log.warn({ err }, 'agent notification failed'));
+  }
+
+  private onDeliver(payload: string): void {
+    const newline = payload.indexOf('\n');
+    let header: { m: string[]; c: string; s: number; x: string | null };
+    try {
+      header = JSON.parse(payload.slice(0, newline));
+    } catch {
+      return;
+    }
+    let frame: Buffer | null = null;
+    for (const member of header.m) {
+      const conns = this.registry.connectionsOf(member);
+      if (!conns) continue;
+      frame ??= encodeTextFrame(payload.slice(newline + 1));
+      for (const conn of conns) if (conn.id !== header.x) this.deliver(conn, header.c, header.s, frame);
+    }
+  }
+
+  private deliver(conn: Connection, conversationId: string, seq: number, frame: Buffer): void {
+    if (conn.replay) conn.replay.pending.push({ conversationId, seq, frame });
+    else conn.sendFrame(frame);
+  }
+
+  private onAgents(payload: string): void {
+    let frame: Buffer | null = null;
+    for (const conn of this.registry.agents) {
+      frame ??= encodeTextFrame(payload);
+      conn.sendFrame(frame);
+    }
+  }
+}

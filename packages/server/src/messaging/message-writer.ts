@@ -1,0 +1,72 @@
+import { GatehouseError } from '../errors.js';
+import type { AppendResult, NewMessage, Store } from '../store/store.js';
+
+interface Pending {
+  message: NewMessage;
+  resolve(result: AppendResult): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Group commit: messages sent during one event-loop turn are stored in one transaction.
+ * One batch is in the store at a time, so batches commit in the order they were formed.
+ * A failed batch fails each of its sends with STORE_UNAVAILABLE (nothing was stored, no
+ * ack goes out); the client retries with the same client_msg_id.
+ */
+export class MessageWriter {
+  private queue: Pending[] = [];
+  private scheduled = false;
+  private inFlight: Promise<void> | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  append(message: NewMessage): Promise<AppendResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ message, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.inFlight = this.flush().finally(() => {
+        this.inFlight = null;
+        if (this.queue.length > 0) this.schedule();
+      });
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.queue;
+    this.queue = [];
+    let results: AppendResult[];
+    try {
+      results = await this.store.appendMessages(batch.map((p) => p.message));
+    } catch (err) {
+      this.onError(err);
+      const failure = new GatehouseError(
+        'STORE_UNAVAILABLE',
+        'the message could not be stored; retry with the same client_msg_id',
+        {
+          cause: err,
+        },
+      );
+      for (const pending of batch) pending.reject(failure);
+      return;
+    }
+    for (const [i, pending] of batch.entries()) pending.resolve(results[i] as AppendResult);
+  }
+
+  /** Resolves when everything queued so far is stored (or failed): for graceful shutdown. */
+  async drain(): Promise<void> {
+    while (this.queue.length > 0 || this.inFlight || this.scheduled) {
+      await (this.inFlight ?? new Promise((r) => setImmediate(r)));
+    }
+  }
+}

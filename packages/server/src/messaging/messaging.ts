@@ -1,0 +1,337 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { PrincipalInfo } from '@gatehouse/protocol';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { GatehouseConfig } from '../config.js';
+import type { ControlChannel } from '../control-channel.js';
+import { GatehouseError } from '../errors.js';
+import type { Connection } from '../gateway/connection.js';
+import { encodeTextFrame } from '../gateway/frame-writer.js';
+import type { ConversationRecord, MessageRecord, Store } from '../store/store.js';
+import type { ConversationDirectory, ConversationEntry } from './conversation-directory.js';
+import type { Delivery } from './delivery.js';
+import type { MessageWriter } from './message-writer.js';
+
+export interface SendInput {
+  conversationId: string | null;
+  to: string | null;
+  text: string | null;
+  data: unknown;
+  clientMsgId: string | null;
+}
+
+export interface Ack {
+  message_id: string;
+  conversation_id: string;
+  seq: number;
+  ts: number;
+}
+
+/** `dm_` + a hash of the two ids in order: the same pair always names the same conversation. */
+export function directConversationId(a: string, b: string): string {
+  const [x, y] = a < b ? [a, b] : [b, a];
+  return `dm_${createHash('sha256').update(`${x}\n${y}`).digest('base64url').slice(0, 32)}`;
+}
+
+const eventFrame = (type: 'message' | 'offline_message', body: string) =>
+  `{"type":"${type}","code":200,"message":${body}}`;
+
+/**
+ * Conversations and messages: send (membership, size, group-committed store, ack, then
+ * live fan-out), delivery cursors, offline replay, history and the support flow.
+ */
+export class Messaging {
+  constructor(
+    private readonly store: Store,
+    private readonly directory: ConversationDirectory,
+    private readonly writer: MessageWriter,
+    private readonly delivery: Delivery,
+    private readonly control: ControlChannel,
+    private readonly config: GatehouseConfig,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {
+    control.on((event) => {
+      if (event.op === 'conversation-changed') directory.invalidate(event.id);
+    });
+  }
+
+  /** Loads a conversation the principal belongs to: NOT_FOUND, or NOT_MEMBER (403). */
+  async memberConversation(conversationId: string, principalId: string): Promise<ConversationEntry> {
+    const entry = await this.directory.get(conversationId);
+    if (!entry) throw new GatehouseError('NOT_FOUND', 'no such conversation');
+    if (!entry.members.has(principalId)) throw new GatehouseError('NOT_MEMBER', 'not a member of this conversation');
+    return entry;
+  }
+
+  /**
+   * Stores a message. Resolves once committed with the ack and `publish`, which the caller
+   * runs right after sending the ack, so the sender sees its ack before any echo.
+   */
+  async send(
+    from: PrincipalInfo,
+    input: SendInput,
+    senderConnection: string | null,
+  ): Promise<{ ack: Ack; publish: () => void }> {
+    if (input.text === null && input.data === undefined)
+      throw new GatehouseError('INVALID_REQUEST', 'a message needs text or data');
+    if (input.text !== null && Buffer.byteLength(input.text) > this.config.messages.maxTextBytes)
+      throw new GatehouseError('PAYLOAD_TOO_LARGE', `text exceeds ${this.config.messages.maxTextBytes} bytes`);
+    let conversationId: string;
+    let createDirect: { members: [string, string] } | undefined;
+    let members: string[];
+    let entry: ConversationEntry | null = null;
+    if (input.conversationId !== null) {
+      entry = await this.memberConversation(input.conversationId, from.id);
+      if (entry.conversation.status === 'closed')
+        throw new GatehouseError('FORBIDDEN', 'this support session is closed');
+      conversationId = input.conversationId;
+      members = entry.memberList;
+    } else {
+      const to = input.to as string;
+      await this.checkDirectAllowed(from, to);
+      conversationId = directConversationId(from.id, to);
+      members = from.id === to ? [from.id] : [from.id, to];
+      entry = await this.directory.get(conversationId);
+      if (!entry) createDirect = { members: [from.id, to] };
+    }
+    const ts = this.clock.now();
+    const id = randomUUID();
+    const { record, duplicate } = await this.writer.append({
+      id,
+      conversationId,
+      fromId: from.id,
+      clientMsgId: input.clientMsgId,
+      ts,
+      ...(createDirect ? { createDirect } : {}),
+      serialize: (seq) =>
+        JSON.stringify({
+          id,
+          conversation_id: conversationId,
+          seq,
+          from,
+          text: input.text,
+          ...(input.data !== undefined ? { data: input.data } : {}),
+          ts,
+          ...(input.clientMsgId !== null ? { client_msg_id: input.clientMsgId } : {}),
+        }),
+    });
+    const ack = { message_id: record.id, conversation_id: conversationId, seq: record.seq, ts: record.ts };
+    const publish = () => {
+      // A duplicate was delivered the first time.
+      if (duplicate) return;
+      this.delivery.publishMessage(
+        members,
+        conversationId,
+        record.seq,
+        eventFrame('message', record.body),
+        senderConnection,
+      );
+      if (entry?.conversation.kind === 'support' && entry.conversation.status === 'open' && from.kind === 'customer')
+        this.delivery.publishToAgents(
+          `{"type":"session_waiting","code":200,"session":${JSON.stringify(this.describeSession(entry.conversation, from))},"message":${record.body}}`,
+        );
+    };
+    return { ack, publish };
+  }
+
+  private async checkDirectAllowed(from: PrincipalInfo, to: string): Promise<void> {
+    if (from.kind === 'customer') throw new GatehouseError('FORBIDDEN', 'customers write in their support session');
+    if (to === from.id) throw new GatehouseError('INVALID_REQUEST', 'cannot send a direct message to yourself');
+    const [sender, target] = await Promise.all([this.store.getPrincipal(from.id), this.store.getPrincipal(to)]);
+    if (!target) throw new GatehouseError('NOT_FOUND', `no principal "${to}"`);
+    if (target.kind === 'customer')
+      throw new GatehouseError('FORBIDDEN', 'customers are reached through support sessions');
+    // Users of different apps never see each other: app ids are tenants.
+    if (sender?.appKeyId && target.appKeyId && sender.appKeyId !== target.appKeyId)
+      throw new GatehouseError('FORBIDDEN', `no principal "${to}" in this app`);
+  }
+
+  /** `ack`: everything up to `seq` counts as delivered to this device type. */
+  async acknowledge(conn: Connection, conversationId: string, seq: number): Promise<void> {
+    const principal = conn.principal as PrincipalInfo;
+    const entry = await this.memberConversation(conversationId, principal.id);
+    if (seq > entry.conversation.lastSeq) {
+      const fresh = await this.store.getConversation(conversationId);
+      if (!fresh || seq > fresh.lastSeq) throw new GatehouseError('INVALID_REQUEST', 'seq is beyond the last message');
+    }
+    await this.store.advanceCursor(principal.id, conn.deviceType, conversationId, seq);
+  }
+
+  /** A page of history, oldest first, as serialized JSON bodies. */
+  async history(
+    principalId: string,
+    conversationId: string,
+    beforeSeq: number | null,
+    limit: number,
+  ): Promise<{ messages: MessageRecord[]; hasMore: boolean }> {
+    await this.memberConversation(conversationId, principalId);
+    const rows = await this.store.messagesBefore(conversationId, beforeSeq, limit + 1);
+    const hasMore = rows.length > limit;
+    return { messages: hasMore ? rows.slice(1) : rows, hasMore };
+  }
+
+  /**
+   * Offline replay after authentication: per conversation, what lies above this device
+   * type's cursor (the newest `messages.replayLimit`, `truncated` when capped), oldest first,
+   * then `offline_messages_complete`. Live messages arriving meanwhile wait and follow,
+   * minus those the replay already sent.
+   */
+  async replay(conn: Connection, conversationIds?: string[]): Promise<void> {
+    const principal = conn.principal as PrincipalInfo;
+    const state = { pending: [] as { conversationId: string; seq: number; frame: Buffer }[] };
+    conn.replay = state;
+    const replayedUpTo = new Map<string, number>();
+    let count = 0;
+    const truncated: string[] = [];
+    try {
+      let cursors = await this.store.replayCursors(principal.id, conn.deviceType);
+      if (conversationIds) cursors = cursors.filter((c) => conversationIds.includes(c.conversationId));
+      const limit = this.config.messages.replayLimit;
+      for (const { conversationId, cursor } of cursors) {
+        const rows = await this.store.messagesAfter(conversationId, cursor, limit + 1);
+        if (rows.length > limit) {
+          rows.shift();
+          truncated.push(conversationId);
+        }
+        for (const row of rows) conn.sendFrame(encodeTextFrame(eventFrame('offline_message', row.body)));
+        count += rows.length;
+        const last = rows.at(-1);
+        if (last) replayedUpTo.set(conversationId, last.seq);
+      }
+      conn.send({
+        type: 'offline_messages_complete',
+        code: 200,
+        count,
+        truncated: truncated.length > 0,
+        ...(truncated.length > 0 ? { truncated_conversations: truncated } : {}),
+      });
+    } catch (err) {
+      this.log.error({ err }, 'offline replay failed');
+      conn.send({
+        type: 'error',
+        code: 503,
+        body: null,
+        error: 'STORE_UNAVAILABLE',
+        err_msg: 'offline replay failed; reconnect to retry',
+      });
+    } finally {
+      conn.replay = null;
+      for (const item of state.pending)
+        if (item.seq > (replayedUpTo.get(item.conversationId) ?? 0)) conn.sendFrame(item.frame);
+    }
+  }
+
+  /** Creates the support conversation of a new customer; its id is the `sessionId`. */
+  async openSupportSession(customerId: string): Promise<string> {
+    const id = `ss_${randomUUID()}`;
+    await this.store.createConversation(
+      {
+        id,
+        kind: 'support',
+        name: null,
+        lastSeq: 0,
+        createdAt: this.clock.now(),
+        customerId,
+        agentId: null,
+        status: 'open',
+      },
+      [customerId],
+    );
+    return id;
+  }
+
+  describeSession(c: ConversationRecord, customer?: PrincipalInfo) {
+    return {
+      id: c.id,
+      status: c.status,
+      customer_id: c.customerId,
+      ...(customer ? { customer } : {}),
+      agent_id: c.agentId,
+      last_seq: c.lastSeq,
+      created_at: c.createdAt,
+    };
+  }
+
+  /** An agent claims a session: joins it, and its live devices get the backlog. */
+  async claim(
+    agent: PrincipalInfo,
+    sessionId: string,
+    agentConnections: Iterable<Connection>,
+  ): Promise<ConversationRecord> {
+    const result = await this.store.claimSupport(sessionId, agent.id);
+    if (result === 'not_found') throw new GatehouseError('NOT_FOUND', 'no such support session');
+    if (result === 'closed') throw new GatehouseError('CONFLICT', 'this support session is closed');
+    if (result === 'taken') throw new GatehouseError('CONFLICT', 'another agent has claimed this session');
+    this.directory.invalidate(sessionId);
+    await this.control.publish({ op: 'conversation-changed', id: sessionId });
+    for (const conn of agentConnections) await this.replay(conn, [sessionId]);
+    return (await this.store.getConversation(sessionId)) as ConversationRecord;
+  }
+
+  async closeSession(agent: PrincipalInfo, sessionId: string): Promise<void> {
+    const conversation = await this.store.getConversation(sessionId);
+    if (!conversation || conversation.kind !== 'support')
+      throw new GatehouseError('NOT_FOUND', 'no such support session');
+    if (conversation.agentId !== agent.id)
+      throw new GatehouseError('FORBIDDEN', 'only the agent who claimed it can close it');
+    await this.store.closeSupport(sessionId);
+    this.directory.invalidate(sessionId);
+    await this.control.publish({ op: 'conversation-changed', id: sessionId });
+  }
+
+  async createGroup(name: string, members: string[], appKeyId: string | null): Promise<ConversationRecord> {
+    const unique = [...new Set(members)];
+    await this.checkGroupMembers(unique, appKeyId);
+    const conversation: ConversationRecord = {
+      id: `gr_${randomUUID()}`,
+      kind: 'group',
+      name,
+      lastSeq: 0,
+      createdAt: this.clock.now(),
+      customerId: null,
+      agentId: null,
+      status: null,
+    };
+    await this.store.createConversation(conversation, unique);
+    return conversation;
+  }
+
+  private async checkGroupMembers(ids: string[], appKeyId: string | null): Promise<void> {
+    const principals = await Promise.all(ids.map((id) => this.store.getPrincipal(id)));
+    const unknown = ids.filter((_, i) => !principals[i] || (appKeyId !== null && principals[i]?.appKeyId !== appKeyId));
+    if (unknown.length > 0)
+      throw new GatehouseError('INVALID_REQUEST', `unknown members: ${unknown.slice(0, 10).join(', ')}`);
+  }
+
+  async addMembers(conversationId: string, ids: string[], appKeyId: string | null): Promise<string[]> {
+    await this.groupFor(conversationId, appKeyId);
+    await this.checkGroupMembers(ids, appKeyId);
+    await this.store.addMembers(conversationId, ids);
+    this.directory.invalidate(conversationId);
+    await this.control.publish({ op: 'conversation-changed', id: conversationId });
+    return this.store.members(conversationId);
+  }
+
+  async removeMember(conversationId: string, id: string, appKeyId: string | null): Promise<void> {
+    await this.groupFor(conversationId, appKeyId);
+    if (!(await this.store.removeMember(conversationId, id))) throw new GatehouseError('NOT_FOUND', 'not a member');
+    this.directory.invalidate(conversationId);
+    await this.control.publish({ op: 'conversation-changed', id: conversationId });
+  }
+
+  /** A group the caller may manage: an admin any, an app the groups whose members are all its users. */
+  private async groupFor(conversationId: string, appKeyId: string | null): Promise<ConversationEntry> {
+    const entry = await this.directory.get(conversationId);
+    if (!entry || entry.conversation.kind !== 'group') throw new GatehouseError('NOT_FOUND', 'no such group');
+    if (appKeyId !== null)
+      await this.checkGroupMembers(entry.memberList, appKeyId).catch(() => {
+        throw new GatehouseError('FORBIDDEN', 'this group has members of another app');
+      });
+    return entry;
+  }
+
+  drain(): Promise<void> {
+    return this.writer.drain();
+  }
+}

@@ -1,0 +1,568 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { PrincipalKind } from '@gatehouse/protocol';
+import Database from 'better-sqlite3';
+import type {
+  AppendResult,
+  AppKeyRecord,
+  ConversationRecord,
+  ConversationSummary,
+  LoginSessionRecord,
+  MessageRecord,
+  NewMessage,
+  PrincipalRecord,
+  RefreshTokenRecord,
+  RefreshUse,
+  Store,
+  TicketRecord,
+} from './store.js';
+
+/** Schema versions, applied in order; each runs once, inside a transaction. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE principals (
+     id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, password_hash TEXT,
+     app_key_id TEXT, avatar TEXT, extras TEXT, token_version INTEGER NOT NULL DEFAULT 0,
+     blocked INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, last_login_at INTEGER);
+   CREATE TABLE login_sessions (
+     sid TEXT PRIMARY KEY, principal_id TEXT NOT NULL, kind TEXT NOT NULL, device_type TEXT,
+     device_id TEXT, created_at INTEGER NOT NULL, revoked_at INTEGER);
+   CREATE TABLE refresh_tokens (
+     hash TEXT PRIMARY KEY, family_id TEXT NOT NULL, sid TEXT NOT NULL, principal_id TEXT NOT NULL,
+     kind TEXT NOT NULL, device_type TEXT, device_id TEXT, created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL, used_at INTEGER);
+   CREATE INDEX refresh_tokens_sid ON refresh_tokens (sid);
+   CREATE TABLE tickets (
+     hash TEXT PRIMARY KEY, principal_id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+     sid TEXT NOT NULL, token_version INTEGER NOT NULL, device_type TEXT, device_id TEXT,
+     token_expires_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+   CREATE TABLE app_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,
+     created_at INTEGER NOT NULL);
+   CREATE TABLE conversations (
+     id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, last_seq INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL, customer_id TEXT, agent_id TEXT, status TEXT);
+   CREATE INDEX conversations_support ON conversations (kind, status, agent_id);
+   CREATE TABLE members (conversation_id TEXT NOT NULL, principal_id TEXT NOT NULL,
+     PRIMARY KEY (principal_id, conversation_id)) WITHOUT ROWID;
+   CREATE INDEX members_conversation ON members (conversation_id);
+   CREATE TABLE messages (
+     conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, from_id TEXT NOT NULL,
+     client_msg_id TEXT, ts INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (conversation_id, seq)) WITHOUT ROWID;
+   CREATE UNIQUE INDEX messages_client_msg_id ON messages (conversation_id, from_id, client_msg_id)
+     WHERE client_msg_id IS NOT NULL;
+   CREATE TABLE cursors (principal_id TEXT NOT NULL, device_type TEXT NOT NULL, conversation_id TEXT NOT NULL,
+     seq INTEGER NOT NULL, PRIMARY KEY (principal_id, device_type, conversation_id)) WITHOUT ROWID;`,
+];
+
+interface PrincipalRow {
+  id: string;
+  kind: PrincipalKind;
+  name: string;
+  password_hash: string | null;
+  app_key_id: string | null;
+  avatar: string | null;
+  extras: string | null;
+  token_version: number;
+  blocked: number;
+  created_at: number;
+  last_login_at: number | null;
+}
+
+const toPrincipal = (row: PrincipalRow): PrincipalRecord => ({
+  id: row.id,
+  kind: row.kind,
+  name: row.name,
+  passwordHash: row.password_hash,
+  appKeyId: row.app_key_id,
+  avatar: row.avatar,
+  extras: row.extras === null ? null : JSON.parse(row.extras),
+  tokenVersion: row.token_version,
+  blocked: row.blocked === 1,
+  createdAt: row.created_at,
+  lastLoginAt: row.last_login_at,
+});
+
+interface RefreshRow {
+  hash: string;
+  family_id: string;
+  sid: string;
+  principal_id: string;
+  kind: PrincipalKind;
+  device_type: string | null;
+  device_id: string | null;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+const toRefresh = (row: RefreshRow): RefreshTokenRecord => ({
+  hash: row.hash,
+  familyId: row.family_id,
+  sid: row.sid,
+  principalId: row.principal_id,
+  kind: row.kind,
+  deviceType: row.device_type,
+  deviceId: row.device_id,
+  createdAt: row.created_at,
+  expiresAt: row.expires_at,
+  usedAt: row.used_at,
+});
+
+interface ConversationRow {
+  id: string;
+  kind: ConversationRecord['kind'];
+  name: string | null;
+  last_seq: number;
+  created_at: number;
+  customer_id: string | null;
+  agent_id: string | null;
+  status: ConversationRecord['status'];
+}
+
+const toConversation = (row: ConversationRow): ConversationRecord => ({
+  id: row.id,
+  kind: row.kind,
+  name: row.name,
+  lastSeq: row.last_seq,
+  createdAt: row.created_at,
+  customerId: row.customer_id,
+  agentId: row.agent_id,
+  status: row.status,
+});
+
+interface MessageRow {
+  conversation_id: string;
+  seq: number;
+  id: string;
+  from_id: string;
+  ts: number;
+  body: string;
+}
+
+const toMessage = (row: MessageRow): MessageRecord => ({
+  id: row.id,
+  conversationId: row.conversation_id,
+  seq: row.seq,
+  fromId: row.from_id,
+  ts: row.ts,
+  body: row.body,
+});
+
+/**
+ * The embedded store: one SQLite file in WAL mode through better-sqlite3. Calls are
+ * synchronous underneath, so each method is atomic on its own; the async signatures
+ * match the Store contract shared with PostgreSQL.
+ */
+export class SqliteStore implements Store {
+  readonly db: Database.Database;
+
+  constructor(readonly file: string) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash can lose the last commits.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+  }
+
+  async migrate(): Promise<void> {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v] as string);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  private stmt(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+  private readonly statements = new Map<string, Database.Statement>();
+
+  async getPrincipal(id: string): Promise<PrincipalRecord | null> {
+    const row = this.stmt('SELECT * FROM principals WHERE id = ?').get(id) as PrincipalRow | undefined;
+    return row ? toPrincipal(row) : null;
+  }
+
+  async createPrincipal(p: PrincipalRecord): Promise<boolean> {
+    const result = this.stmt(
+      `INSERT INTO principals (id, kind, name, password_hash, app_key_id, avatar, extras, token_version,
+         blocked, created_at, last_login_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING`,
+    ).run(
+      p.id,
+      p.kind,
+      p.name,
+      p.passwordHash,
+      p.appKeyId,
+      p.avatar,
+      p.extras === null || p.extras === undefined ? null : JSON.stringify(p.extras),
+      p.tokenVersion,
+      p.blocked ? 1 : 0,
+      p.createdAt,
+      p.lastLoginAt,
+    );
+    return result.changes === 1;
+  }
+
+  async upsertAppUser(
+    appKeyId: string,
+    user: { id: string; name: string; avatar: string | null; extras: unknown },
+    now: number,
+  ): Promise<PrincipalRecord | 'conflict'> {
+    return this.db.transaction((): PrincipalRecord | 'conflict' => {
+      const existing = this.stmt('SELECT * FROM principals WHERE id = ?').get(user.id) as PrincipalRow | undefined;
+      const extras = user.extras === undefined || user.extras === null ? null : JSON.stringify(user.extras);
+      if (existing) {
+        if (existing.kind !== 'user' || existing.app_key_id !== appKeyId) return 'conflict';
+        this.stmt('UPDATE principals SET name = ?, avatar = ?, extras = ?, last_login_at = ? WHERE id = ?').run(
+          user.name,
+          user.avatar,
+          extras,
+          now,
+          user.id,
+        );
+      } else {
+        this.stmt(
+          `INSERT INTO principals (id, kind, name, app_key_id, avatar, extras, created_at, last_login_at)
+           VALUES (?, 'user', ?, ?, ?, ?, ?, ?)`,
+        ).run(user.id, user.name, appKeyId, user.avatar, extras, now, now);
+      }
+      return toPrincipal(this.stmt('SELECT * FROM principals WHERE id = ?').get(user.id) as PrincipalRow);
+    })();
+  }
+
+  async setLastLogin(id: string, now: number): Promise<void> {
+    this.stmt('UPDATE principals SET last_login_at = ? WHERE id = ?').run(now, id);
+  }
+
+  async setBlocked(id: string, blocked: boolean): Promise<PrincipalRecord | null> {
+    this.stmt('UPDATE principals SET blocked = ? WHERE id = ?').run(blocked ? 1 : 0, id);
+    return this.getPrincipal(id);
+  }
+
+  async bumpTokenVersion(id: string): Promise<PrincipalRecord | null> {
+    this.stmt('UPDATE principals SET token_version = token_version + 1 WHERE id = ?').run(id);
+    return this.getPrincipal(id);
+  }
+
+  async countPrincipals(): Promise<Record<PrincipalKind, number>> {
+    const counts: Record<PrincipalKind, number> = { user: 0, agent: 0, customer: 0 };
+    for (const row of this.stmt('SELECT kind, COUNT(*) AS n FROM principals GROUP BY kind').all() as {
+      kind: PrincipalKind;
+      n: number;
+    }[])
+      counts[row.kind] = row.n;
+    return counts;
+  }
+
+  async createLoginSession(s: LoginSessionRecord): Promise<void> {
+    this.stmt(
+      `INSERT INTO login_sessions (sid, principal_id, kind, device_type, device_id, created_at, revoked_at)
+       VALUES (?,?,?,?,?,?,?)`,
+    ).run(s.sid, s.principalId, s.kind, s.deviceType, s.deviceId, s.createdAt, s.revokedAt);
+  }
+
+  async getLoginSession(sid: string): Promise<LoginSessionRecord | null> {
+    const row = this.stmt('SELECT * FROM login_sessions WHERE sid = ?').get(sid) as
+      | {
+          sid: string;
+          principal_id: string;
+          kind: PrincipalKind;
+          device_type: string | null;
+          device_id: string | null;
+          created_at: number;
+          revoked_at: number | null;
+        }
+      | undefined;
+    return row
+      ? {
+          sid: row.sid,
+          principalId: row.principal_id,
+          kind: row.kind,
+          deviceType: row.device_type,
+          deviceId: row.device_id,
+          createdAt: row.created_at,
+          revokedAt: row.revoked_at,
+        }
+      : null;
+  }
+
+  async revokeLoginSession(sid: string, now: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      const result = this.stmt('UPDATE login_sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE sid = ?').run(
+        now,
+        sid,
+      );
+      this.stmt('UPDATE refresh_tokens SET used_at = COALESCE(used_at, ?) WHERE sid = ?').run(now, sid);
+      return result.changes === 1;
+    })();
+  }
+
+  async saveRefreshToken(t: RefreshTokenRecord): Promise<void> {
+    this.stmt(
+      `INSERT INTO refresh_tokens (hash, family_id, sid, principal_id, kind, device_type, device_id, created_at,
+         expires_at, used_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+    ).run(
+      t.hash,
+      t.familyId,
+      t.sid,
+      t.principalId,
+      t.kind,
+      t.deviceType,
+      t.deviceId,
+      t.createdAt,
+      t.expiresAt,
+      t.usedAt,
+    );
+  }
+
+  async useRefreshToken(hash: string, now: number): Promise<RefreshUse> {
+    return this.db.transaction((): RefreshUse => {
+      const row = this.stmt('SELECT * FROM refresh_tokens WHERE hash = ?').get(hash) as RefreshRow | undefined;
+      if (!row) return { status: 'unknown' };
+      if (row.used_at !== null) return { status: 'reused', token: toRefresh(row) };
+      if (row.expires_at <= now) return { status: 'expired' };
+      this.stmt('UPDATE refresh_tokens SET used_at = ? WHERE hash = ?').run(now, hash);
+      return { status: 'ok', token: { ...toRefresh(row), usedAt: now } };
+    })();
+  }
+
+  async saveTicket(t: TicketRecord): Promise<void> {
+    this.stmt('DELETE FROM tickets WHERE expires_at <= ?').run(t.expiresAt - 3_600_000);
+    this.stmt(
+      `INSERT INTO tickets (hash, principal_id, kind, name, sid, token_version, device_type, device_id,
+         token_expires_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+    ).run(
+      t.hash,
+      t.principalId,
+      t.kind,
+      t.name,
+      t.sid,
+      t.tokenVersion,
+      t.deviceType,
+      t.deviceId,
+      t.tokenExpiresAt,
+      t.expiresAt,
+    );
+  }
+
+  async consumeTicket(hash: string, now: number): Promise<TicketRecord | null> {
+    const row = this.stmt('DELETE FROM tickets WHERE hash = ? RETURNING *').get(hash) as
+      | {
+          hash: string;
+          principal_id: string;
+          kind: PrincipalKind;
+          name: string;
+          sid: string;
+          token_version: number;
+          device_type: string | null;
+          device_id: string | null;
+          token_expires_at: number;
+          expires_at: number;
+        }
+      | undefined;
+    if (!row || row.expires_at <= now) return null;
+    return {
+      hash: row.hash,
+      principalId: row.principal_id,
+      kind: row.kind,
+      name: row.name,
+      sid: row.sid,
+      tokenVersion: row.token_version,
+      deviceType: row.device_type,
+      deviceId: row.device_id,
+      tokenExpiresAt: row.token_expires_at,
+      expiresAt: row.expires_at,
+    };
+  }
+
+  async createConversation(c: ConversationRecord, members: string[]): Promise<void> {
+    this.db.transaction(() => {
+      this.stmt(
+        `INSERT INTO conversations (id, kind, name, last_seq, created_at, customer_id, agent_id, status)
+         VALUES (?,?,?,?,?,?,?,?)`,
+      ).run(c.id, c.kind, c.name, c.lastSeq, c.createdAt, c.customerId, c.agentId, c.status);
+      this.insertMembers(c.id, members);
+    })();
+  }
+
+  private insertMembers(conversationId: string, principalIds: string[]): void {
+    const insert = this.stmt('INSERT OR IGNORE INTO members (conversation_id, principal_id) VALUES (?, ?)');
+    for (const id of principalIds) insert.run(conversationId, id);
+  }
+
+  async getConversation(id: string): Promise<ConversationRecord | null> {
+    const row = this.stmt('SELECT * FROM conversations WHERE id = ?').get(id) as ConversationRow | undefined;
+    return row ? toConversation(row) : null;
+  }
+
+  async members(conversationId: string): Promise<string[]> {
+    return (
+      this.stmt('SELECT principal_id FROM members WHERE conversation_id = ? ORDER BY principal_id').all(
+        conversationId,
+      ) as { principal_id: string }[]
+    ).map((r) => r.principal_id);
+  }
+
+  async addMembers(conversationId: string, principalIds: string[]): Promise<void> {
+    this.db.transaction(() => this.insertMembers(conversationId, principalIds))();
+  }
+
+  async removeMember(conversationId: string, principalId: string): Promise<boolean> {
+    return (
+      this.stmt('DELETE FROM members WHERE conversation_id = ? AND principal_id = ?').run(conversationId, principalId)
+        .changes === 1
+    );
+  }
+
+  async appendMessages(batch: NewMessage[]): Promise<AppendResult[]> {
+    return this.db.transaction((): AppendResult[] => {
+      const results: AppendResult[] = [];
+      for (const m of batch) {
+        if (m.createDirect) {
+          this.stmt(
+            `INSERT OR IGNORE INTO conversations (id, kind, last_seq, created_at) VALUES (?, 'direct', 0, ?)`,
+          ).run(m.conversationId, m.ts);
+          this.insertMembers(m.conversationId, m.createDirect.members);
+        }
+        if (m.clientMsgId !== null) {
+          const existing = this.stmt(
+            'SELECT * FROM messages WHERE conversation_id = ? AND from_id = ? AND client_msg_id = ?',
+          ).get(m.conversationId, m.fromId, m.clientMsgId) as MessageRow | undefined;
+          if (existing) {
+            results.push({ record: toMessage(existing), duplicate: true });
+            continue;
+          }
+        }
+        const next = this.stmt('UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq').get(
+          m.conversationId,
+        ) as { last_seq: number } | undefined;
+        if (!next) throw new Error(`conversation ${m.conversationId} does not exist`);
+        const body = m.serialize(next.last_seq);
+        this.stmt(
+          'INSERT INTO messages (conversation_id, seq, id, from_id, client_msg_id, ts, body) VALUES (?,?,?,?,?,?,?)',
+        ).run(m.conversationId, next.last_seq, m.id, m.fromId, m.clientMsgId, m.ts, body);
+        results.push({
+          record: { id: m.id, conversationId: m.conversationId, seq: next.last_seq, fromId: m.fromId, ts: m.ts, body },
+          duplicate: false,
+        });
+      }
+      return results;
+    })();
+  }
+
+  async messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<MessageRecord[]> {
+    const rows = this.stmt(
+      'SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?',
+    ).all(conversationId, afterSeq, limit) as MessageRow[];
+    return rows.reverse().map(toMessage);
+  }
+
+  async messagesBefore(conversationId: string, beforeSeq: number | null, limit: number): Promise<MessageRecord[]> {
+    const rows = this.stmt(
+      'SELECT * FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
+    ).all(conversationId, beforeSeq ?? Number.MAX_SAFE_INTEGER, limit) as MessageRow[];
+    return rows.reverse().map(toMessage);
+  }
+
+  async replayCursors(
+    principalId: string,
+    deviceType: string,
+  ): Promise<{ conversationId: string; cursor: number; lastSeq: number }[]> {
+    return this.stmt(
+      `SELECT c.id AS conversationId, COALESCE(cur.seq, 0) AS cursor, c.last_seq AS lastSeq
+       FROM members m JOIN conversations c ON c.id = m.conversation_id
+       LEFT JOIN cursors cur ON cur.principal_id = m.principal_id AND cur.device_type = ? AND cur.conversation_id = c.id
+       WHERE m.principal_id = ? AND c.last_seq > COALESCE(cur.seq, 0) ORDER BY c.id`,
+    ).all(deviceType, principalId) as { conversationId: string; cursor: number; lastSeq: number }[];
+  }
+
+  async advanceCursor(principalId: string, deviceType: string, conversationId: string, seq: number): Promise<void> {
+    this.stmt(
+      `INSERT INTO cursors (principal_id, device_type, conversation_id, seq) VALUES (?,?,?,?)
+       ON CONFLICT (principal_id, device_type, conversation_id) DO UPDATE SET seq = MAX(seq, excluded.seq)`,
+    ).run(principalId, deviceType, conversationId, seq);
+  }
+
+  async conversationsOf(principalId: string, deviceType: string): Promise<ConversationSummary[]> {
+    const rows = this.stmt(
+      `SELECT c.*, COALESCE(cur.seq, 0) AS cursor,
+         (SELECT COUNT(*) FROM messages msg WHERE msg.conversation_id = c.id AND msg.seq > COALESCE(cur.seq, 0)
+            AND msg.from_id != m.principal_id) AS unread
+       FROM members m JOIN conversations c ON c.id = m.conversation_id
+       LEFT JOIN cursors cur ON cur.principal_id = m.principal_id AND cur.device_type = ? AND cur.conversation_id = c.id
+       WHERE m.principal_id = ? ORDER BY c.created_at DESC`,
+    ).all(deviceType, principalId) as (ConversationRow & { cursor: number; unread: number })[];
+    return rows.map((row) => ({ conversation: toConversation(row), cursor: row.cursor, unread: row.unread }));
+  }
+
+  async claimSupport(conversationId: string, agentId: string): Promise<'ok' | 'taken' | 'not_found' | 'closed'> {
+    return this.db.transaction(() => {
+      const row = this.stmt("SELECT * FROM conversations WHERE id = ? AND kind = 'support'").get(conversationId) as
+        | ConversationRow
+        | undefined;
+      if (!row) return 'not_found' as const;
+      if (row.status === 'closed') return 'closed' as const;
+      if (row.agent_id !== null && row.agent_id !== agentId) return 'taken' as const;
+      this.stmt("UPDATE conversations SET agent_id = ?, status = 'claimed' WHERE id = ?").run(agentId, conversationId);
+      this.insertMembers(conversationId, [agentId]);
+      return 'ok' as const;
+    })();
+  }
+
+  async closeSupport(conversationId: string): Promise<void> {
+    this.stmt("UPDATE conversations SET status = 'closed' WHERE id = ?").run(conversationId);
+  }
+
+  async listSupport(status: 'open' | 'mine', agentId: string, limit: number): Promise<ConversationRecord[]> {
+    const rows =
+      status === 'open'
+        ? this.stmt(
+            "SELECT * FROM conversations WHERE kind = 'support' AND status = 'open' ORDER BY created_at LIMIT ?",
+          ).all(limit)
+        : this.stmt(
+            "SELECT * FROM conversations WHERE kind = 'support' AND status = 'claimed' AND agent_id = ? ORDER BY created_at LIMIT ?",
+          ).all(agentId, limit);
+    return (rows as ConversationRow[]).map(toConversation);
+  }
+
+  async createAppKey(k: AppKeyRecord): Promise<void> {
+    this.stmt('INSERT INTO app_keys (id, name, key_hash, created_at) VALUES (?,?,?,?)').run(
+      k.id,
+      k.name,
+      k.keyHash,
+      k.createdAt,
+    );
+  }
+
+  async findAppKey(keyHash: string): Promise<AppKeyRecord | null> {
+    const row = this.stmt('SELECT * FROM app_keys WHERE key_hash = ?').get(keyHash) as
+      | { id: string; name: string; key_hash: string; created_at: number }
+      | undefined;
+    return row ? { id: row.id, name: row.name, keyHash: row.key_hash, createdAt: row.created_at } : null;
+  }
+
+  async listAppKeys(): Promise<AppKeyRecord[]> {
+    return (
+      this.stmt('SELECT * FROM app_keys ORDER BY created_at').all() as {
+        id: string;
+        name: string;
+        key_hash: string;
+        created_at: number;
+      }[]
+    ).map((row) => ({ id: row.id, name: row.name, keyHash: row.key_hash, createdAt: row.created_at }));
+  }
+}

@@ -1,0 +1,201 @@
+import type { PrincipalKind } from '@gatehouse/protocol';
+
+/** A person or visitor that can hold tokens. `id` is unique across kinds. */
+export interface PrincipalRecord {
+  id: string;
+  kind: PrincipalKind;
+  name: string;
+  /** Argon2id PHC string; null for principals that never log in with a password. */
+  passwordHash: string | null;
+  /** The app that created this `user` (open API), or null. */
+  appKeyId: string | null;
+  avatar: string | null;
+  /** Free-form JSON from the app (`extras`) or the customer endpoint (`metadata`). */
+  extras: unknown;
+  /** Bumped by "revoke all": tokens carrying an older `ver` are refused. */
+  tokenVersion: number;
+  blocked: boolean;
+  createdAt: number;
+  lastLoginAt: number | null;
+}
+
+export interface LoginSessionRecord {
+  sid: string;
+  principalId: string;
+  kind: PrincipalKind;
+  deviceType: string | null;
+  deviceId: string | null;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+export interface RefreshTokenRecord {
+  /** SHA-256 of the opaque token; the token itself is never stored. */
+  hash: string;
+  familyId: string;
+  sid: string;
+  principalId: string;
+  kind: PrincipalKind;
+  deviceType: string | null;
+  deviceId: string | null;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+}
+
+export interface TicketRecord {
+  hash: string;
+  principalId: string;
+  kind: PrincipalKind;
+  name: string;
+  sid: string;
+  tokenVersion: number;
+  deviceType: string | null;
+  deviceId: string | null;
+  /** When the access token the ticket was made from expires; the connection inherits it. */
+  tokenExpiresAt: number;
+  expiresAt: number;
+}
+
+export interface AppKeyRecord {
+  id: string;
+  name: string;
+  /** SHA-256 of the key. */
+  keyHash: string;
+  createdAt: number;
+}
+
+export type ConversationKind = 'direct' | 'group' | 'support';
+/** Support sessions: `open` waits for an agent, `claimed` has one, `closed` takes no messages. */
+export type SupportStatus = 'open' | 'claimed' | 'closed';
+
+export interface ConversationRecord {
+  id: string;
+  kind: ConversationKind;
+  name: string | null;
+  /** Highest seq stored (0 when empty). */
+  lastSeq: number;
+  createdAt: number;
+  /** Support only: the customer, the claiming agent and the status. */
+  customerId: string | null;
+  agentId: string | null;
+  status: SupportStatus | null;
+}
+
+/** A stored message. `body` is the serialized wire object, so delivery and replay never re-serialize. */
+export interface MessageRecord {
+  id: string;
+  conversationId: string;
+  seq: number;
+  fromId: string;
+  ts: number;
+  body: string;
+}
+
+export interface NewMessage {
+  id: string;
+  conversationId: string;
+  fromId: string;
+  clientMsgId: string | null;
+  ts: number;
+  /** Builds the wire object for the seq the store assigns. */
+  serialize(seq: number): string;
+  /** A direct conversation to create (with these two members) if it does not exist yet. */
+  createDirect?: { members: [string, string] };
+}
+
+export type AppendResult = { record: MessageRecord; duplicate: boolean };
+
+export interface ConversationSummary {
+  conversation: ConversationRecord;
+  /** Delivered-up-to seq of the asking (principal, device type). */
+  cursor: number;
+  /** Messages above the cursor that others sent. */
+  unread: number;
+}
+
+export type RefreshUse =
+  | { status: 'ok'; token: RefreshTokenRecord }
+  | { status: 'reused'; token: RefreshTokenRecord }
+  | { status: 'expired' | 'unknown' };
+
+/**
+ * Durable state. Every method either completes and is durable, or rejects; none
+ * half-applies. Implementations: SqliteStore (embedded default), PostgresStore (scale-out).
+ */
+export interface Store {
+  /** Creates or upgrades the schema; safe to call on every start. */
+  migrate(): Promise<void>;
+  /** Resolves when the store answers a trivial query (for /readyz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  getPrincipal(id: string): Promise<PrincipalRecord | null>;
+  /** Inserts; resolves false (and changes nothing) when the id is taken. */
+  createPrincipal(principal: PrincipalRecord): Promise<boolean>;
+  /**
+   * Creates or updates an app's `user` atomically; 'conflict' when the id belongs to
+   * another app or another kind of principal.
+   */
+  upsertAppUser(
+    appKeyId: string,
+    user: { id: string; name: string; avatar: string | null; extras: unknown },
+    now: number,
+  ): Promise<PrincipalRecord | 'conflict'>;
+  setLastLogin(id: string, now: number): Promise<void>;
+  setBlocked(id: string, blocked: boolean): Promise<PrincipalRecord | null>;
+  /** Increments the token version; every token issued before is refused from then on. */
+  bumpTokenVersion(id: string): Promise<PrincipalRecord | null>;
+  countPrincipals(): Promise<Record<PrincipalKind, number>>;
+
+  createLoginSession(session: LoginSessionRecord): Promise<void>;
+  getLoginSession(sid: string): Promise<LoginSessionRecord | null>;
+  /** Marks the session revoked and every refresh token of it used; false if unknown. */
+  revokeLoginSession(sid: string, now: number): Promise<boolean>;
+
+  saveRefreshToken(token: RefreshTokenRecord): Promise<void>;
+  /**
+   * Marks the token used, atomically: of two concurrent uses exactly one gets 'ok'.
+   * A token already used returns 'reused' (the caller revokes the family).
+   */
+  useRefreshToken(hash: string, now: number): Promise<RefreshUse>;
+
+  saveTicket(ticket: TicketRecord): Promise<void>;
+  /** Deletes and returns the ticket if it exists and has not expired; atomic single use. */
+  consumeTicket(hash: string, now: number): Promise<TicketRecord | null>;
+
+  createConversation(conversation: ConversationRecord, members: string[]): Promise<void>;
+  getConversation(id: string): Promise<ConversationRecord | null>;
+  members(conversationId: string): Promise<string[]>;
+  addMembers(conversationId: string, principalIds: string[]): Promise<void>;
+  removeMember(conversationId: string, principalId: string): Promise<boolean>;
+  /**
+   * Stores a batch in one transaction (group commit): each message gets the next seq of
+   * its conversation, with no gaps. A message whose (conversation, sender, clientMsgId)
+   * was stored before is not stored again; its original record comes back with
+   * `duplicate: true`. Rejects as a whole: then nothing of the batch is stored.
+   */
+  appendMessages(batch: NewMessage[]): Promise<AppendResult[]>;
+  /** Messages with seq > afterSeq, oldest first; at most `limit`, the newest ones if more. */
+  messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<MessageRecord[]>;
+  /** Messages with seq < beforeSeq (all when null), newest `limit` of them, oldest first. */
+  messagesBefore(conversationId: string, beforeSeq: number | null, limit: number): Promise<MessageRecord[]>;
+  /** Conversations of a principal with messages above the cursor of a device type. */
+  replayCursors(
+    principalId: string,
+    deviceType: string,
+  ): Promise<{ conversationId: string; cursor: number; lastSeq: number }[]>;
+  /** Moves a delivery cursor forward (never back). */
+  advanceCursor(principalId: string, deviceType: string, conversationId: string, seq: number): Promise<void>;
+  /** Conversations of a principal with the cursor and unread count of a device type. */
+  conversationsOf(principalId: string, deviceType: string): Promise<ConversationSummary[]>;
+  /** Atomic: 'ok' when the agent got (or already had) the session, 'taken' when another agent has it. */
+  claimSupport(conversationId: string, agentId: string): Promise<'ok' | 'taken' | 'not_found' | 'closed'>;
+  closeSupport(conversationId: string): Promise<void>;
+  /** Support sessions: unclaimed ones (`open`) or those claimed by `agentId` (`mine`), not closed. */
+  listSupport(status: 'open' | 'mine', agentId: string, limit: number): Promise<ConversationRecord[]>;
+
+  createAppKey(key: AppKeyRecord): Promise<void>;
+  findAppKey(keyHash: string): Promise<AppKeyRecord | null>;
+  listAppKeys(): Promise<AppKeyRecord[]>;
+}

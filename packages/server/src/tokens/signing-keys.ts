@@ -1,0 +1,77 @@
+import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'EdDSA' | 'ES256' | 'RS256';
+const SUPPORTED: readonly JwtAlgorithm[] = ['HS256', 'HS384', 'HS512', 'EdDSA', 'ES256', 'RS256'];
+
+/** One entry of the keys file. Secrets are base64url; asymmetric keys are PEM. */
+export interface KeyFileEntry {
+  kid: string;
+  alg: JwtAlgorithm;
+  secret?: string;
+  privateKey?: string;
+  publicKey?: string;
+}
+
+/** `keys.json`: the signing key is `signingKid`; every listed key verifies (rotation). */
+export interface KeysFile {
+  signingKid: string;
+  keys: KeyFileEntry[];
+}
+
+export interface SigningKey {
+  kid: string;
+  alg: JwtAlgorithm;
+  /** The secret (HMAC) or private key; null for verify-only public keys. */
+  signKey: KeyObject | null;
+  verifyKey: KeyObject;
+}
+
+export interface KeyRing {
+  signing: SigningKey;
+  byKid: Map<string, SigningKey>;
+}
+
+function toKey(entry: KeyFileEntry): SigningKey {
+  if (!SUPPORTED.includes(entry.alg)) throw new TypeError(`key ${entry.kid}: algorithm ${entry.alg} is not supported`);
+  if (entry.alg.startsWith('HS')) {
+    if (!entry.secret) throw new TypeError(`key ${entry.kid}: ${entry.alg} needs "secret"`);
+    const secret = createSecretKey(Buffer.from(entry.secret, 'base64url'));
+    if ((secret.symmetricKeySize ?? 0) < 32) throw new TypeError(`key ${entry.kid}: secret must be at least 32 bytes`);
+    return { kid: entry.kid, alg: entry.alg, signKey: secret, verifyKey: secret };
+  }
+  if (!entry.privateKey && !entry.publicKey) throw new TypeError(`key ${entry.kid}: needs privateKey or publicKey`);
+  const privateKey = entry.privateKey ? createPrivateKey(entry.privateKey) : null;
+  const publicKey = entry.publicKey ? createPublicKey(entry.publicKey) : createPublicKey(privateKey as KeyObject);
+  return { kid: entry.kid, alg: entry.alg, signKey: privateKey, verifyKey: publicKey };
+}
+
+export function keyRingFrom(file: KeysFile, algorithms: readonly string[]): KeyRing {
+  const byKid = new Map<string, SigningKey>();
+  for (const entry of file.keys) {
+    if (byKid.has(entry.kid)) throw new TypeError(`keys: kid "${entry.kid}" is listed twice`);
+    if (!algorithms.includes(entry.alg))
+      throw new TypeError(`key ${entry.kid}: ${entry.alg} is not in tokens.algorithms (${algorithms.join(', ')})`);
+    byKid.set(entry.kid, toKey(entry));
+  }
+  const signing = byKid.get(file.signingKid);
+  if (!signing) throw new TypeError(`keys: signingKid "${file.signingKid}" is not among the keys`);
+  if (!signing.signKey) throw new TypeError(`keys: signing key "${file.signingKid}" has no private key`);
+  return { signing, byKid };
+}
+
+/** A fresh keys file with one random HS256 secret. */
+export function generateKeysFile(): KeysFile {
+  const kid = `k${new Date().toISOString().slice(0, 10).replaceAll('-', '')}-${randomBytes(3).toString('hex')}`;
+  return { signingKid: kid, keys: [{ kid, alg: 'HS256', secret: randomBytes(32).toString('base64url') }] };
+}
+
+/** Reads the keys file, creating it (mode 0600) with a generated secret if it does not exist. */
+export function loadOrCreateKeysFile(path: string): { file: KeysFile; created: boolean } {
+  if (existsSync(path)) return { file: JSON.parse(readFileSync(path, 'utf8')) as KeysFile, created: false };
+  mkdirSync(dirname(path), { recursive: true });
+  const file = generateKeysFile();
+  writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  return { file, created: true };
+}
