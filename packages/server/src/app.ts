@@ -19,6 +19,7 @@ import { ConversationDirectory } from './messaging/conversation-directory.js';
 import { Delivery } from './messaging/delivery.js';
 import { MessageWriter } from './messaging/message-writer.js';
 import { Messaging } from './messaging/messaging.js';
+import { Metrics } from './metrics.js';
 import type { Services } from './services.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
@@ -111,11 +112,22 @@ export class Gatehouse {
     const auth = new AuthService(store, tokens, revocations, control, limits, resolvedConfig, clock);
 
     let messaging: Messaging | null = null;
+    let metrics: Metrics | null = null;
     const gateway = new Gateway(auth, clock, limits, control, resolvedConfig, log, nodeId, {
       onAuthenticated: (conn) => messaging?.replay(conn),
+      onHandshake: (outcome) => metrics?.handshakes.inc({ outcome }),
     });
-    const delivery = new Delivery(broker, gateway.registry, log);
-    const writer = new MessageWriter(store, (err) => log.error({ err }, 'message batch failed to store'));
+    metrics = new Metrics(nodeId, gateway.registry);
+    const m = metrics;
+    const delivery = new Delivery(broker, gateway.registry, log, {
+      publish: (s) => m.brokerLatency.observe(s),
+      delivered: (s) => m.deliveryLatency.observe(s),
+    });
+    const writer = new MessageWriter(
+      store,
+      (err) => log.error({ err }, 'message batch failed to store'),
+      (s) => m.storeLatency.observe(s),
+    );
     messaging = new Messaging(
       store,
       new ConversationDirectory(store),
@@ -141,6 +153,7 @@ export class Gatehouse {
       auth,
       gateway,
       messaging,
+      metrics,
       nodeId,
       startedAt: clock.now(),
     };

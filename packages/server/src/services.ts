@@ -8,6 +8,7 @@ import type { GatehouseConfig } from './config.js';
 import type { ControlChannel } from './control-channel.js';
 import type { Gateway } from './gateway/gateway.js';
 import type { Messaging } from './messaging/messaging.js';
+import type { Metrics } from './metrics.js';
 import type { Store } from './store/store.js';
 import type { TokenService } from './tokens/token-service.js';
 
@@ -25,6 +26,7 @@ export interface Services {
   auth: AuthService;
   gateway: Gateway;
   messaging: Messaging;
+  metrics: Metrics;
   nodeId: string;
   startedAt: number;
 }

@@ -1,4 +1,5 @@
 import * as wsModule from 'ws';
+import { hotCounters } from '../metrics.js';
 import type { Connection } from './connection.js';
 
 // ws exports its frame encoder, but @types/ws does not declare it.
@@ -42,6 +43,7 @@ export function writeFrame(conn: Connection, frame: Buffer): void {
     }
   }
   socket.write(frame);
+  hotCounters.framesOut++;
 }
 
 function flush(): void {

@@ -21,6 +21,7 @@ import type { Clock } from '../clock.js';
 import { type ConnectionPolicy, type EndpointConfig, type GatehouseConfig, ms } from '../config.js';
 import type { ControlChannel, ControlEvent } from '../control-channel.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
+import { hotCounters } from '../metrics.js';
 import { Connection } from './connection.js';
 import { ConnectionRegistry, kick } from './connection-registry.js';
 import { type DeviceContext, deviceContext, findCredential } from './handshake-request.js';
@@ -38,6 +39,8 @@ export interface GatewayHooks {
   onAuthenticated?(conn: Connection): Promise<void> | void;
   /** Runs after a connection closed. */
   onClosed?(conn: Connection): void;
+  /** Counts a handshake: `ok`, `anonymous` (no credential where one is optional) or the refusal code. */
+  onHandshake?(outcome: string): void;
 }
 
 /**
@@ -135,7 +138,9 @@ export class Gateway implements FrameContext {
         return this.refuse(req, socket, head, endpoint, device, 'MISSING_TOKEN', 'no token was presented');
       if (this.registry.unauthenticated >= this.config.limits.maxUnauthenticated)
         return this.rejectHttp(socket, 'SERVER_BUSY', 'too many unauthenticated sockets');
-      return this.accept(req, socket, head, endpoint, device, null);
+      this.hooks.onHandshake?.('anonymous');
+      this.accept(req, socket, head, endpoint, device, null);
+      return;
     }
     let auth: AuthContext;
     try {
@@ -146,6 +151,7 @@ export class Gateway implements FrameContext {
       const [code, message, status] = this.describe(err);
       return this.refuse(req, socket, head, endpoint, device, code, message, status);
     }
+    this.hooks.onHandshake?.('ok');
     this.accept(req, socket, head, endpoint, device, auth);
   }
 
@@ -171,6 +177,7 @@ export class Gateway implements FrameContext {
       this.rejectHttp(socket, code, message, status);
       return;
     }
+    this.hooks.onHandshake?.(code);
     if (endpoint.rejectMode === 'login') {
       this.accept(req, socket, head, endpoint, device, null, errorEvent(code, TOKEN_AUTH_FAILED_MESSAGE, status));
       return;
@@ -183,6 +190,7 @@ export class Gateway implements FrameContext {
 
   /** Writes an HTTP error response with the spec's headers and body, then closes the socket. */
   private rejectHttp(socket: Duplex, code: ErrorCode, message: string, status?: number, retryAfter?: number): void {
+    this.hooks.onHandshake?.(code);
     if (socket.destroyed) return;
     const httpStatus = status ?? errorInfo(code).status;
     const body = JSON.stringify({ code: httpStatus, error: code, err_msg: message });
@@ -300,6 +308,7 @@ export class Gateway implements FrameContext {
 
   private onFrame(conn: Connection, data: RawData, isBinary: boolean): void {
     if (conn.closed) return;
+    hotCounters.framesIn++;
     conn.awaitingPong = false;
     const buffer = data as Buffer;
     if (buffer.length > this.config.ws.maxFrameBytes) {

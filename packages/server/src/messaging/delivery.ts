@@ -21,6 +21,10 @@ export class Delivery {
     private readonly broker: Broker,
     private readonly registry: ConnectionRegistry,
     private readonly log: Logger,
+    private readonly observe: { publish(seconds: number): void; delivered(seconds: number): void } = {
+      publish() {},
+      delivered() {},
+    },
   ) {}
 
   async start(): Promise<void> {
@@ -40,10 +44,12 @@ export class Delivery {
     frame: string,
     exceptConnection: string | null,
   ) {
-    const header = JSON.stringify({ m: members, c: conversationId, s: seq, x: exceptConnection });
-    this.broker
-      .publish(DELIVER_TOPIC, `${header}\n${frame}`)
-      .catch((err) => this.log.warn({ err }, 'live delivery publish failed; cursor replay will deliver'));
+    const sentAt = Date.now();
+    const header = JSON.stringify({ m: members, c: conversationId, s: seq, x: exceptConnection, t: sentAt });
+    this.broker.publish(DELIVER_TOPIC, `${header}\n${frame}`).then(
+      () => this.observe.publish((Date.now() - sentAt) / 1000),
+      (err) => this.log.warn({ err }, 'live delivery publish failed; cursor replay will deliver'),
+    );
   }
 
   /** Sends a frame to every online agent on every node. */
@@ -53,7 +59,7 @@ export class Delivery {
 
   private onDeliver(payload: string): void {
     const newline = payload.indexOf('\n');
-    let header: { m: string[]; c: string; s: number; x: string | null };
+    let header: { m: string[]; c: string; s: number; x: string | null; t: number };
     try {
       header = JSON.parse(payload.slice(0, newline));
     } catch {
@@ -66,6 +72,7 @@ export class Delivery {
       frame ??= encodeTextFrame(payload.slice(newline + 1));
       for (const conn of conns) if (conn.id !== header.x) this.deliver(conn, header.c, header.s, frame);
     }
+    if (frame) this.observe.delivered((Date.now() - header.t) / 1000);
   }
 
   private deliver(conn: Connection, conversationId: string, seq: number, frame: Buffer): void {

@@ -1,4 +1,5 @@
 import { GatehouseError } from '../errors.js';
+import { hotCounters } from '../metrics.js';
 import type { AppendResult, NewMessage, Store } from '../store/store.js';
 
 interface Pending {
@@ -21,6 +22,7 @@ export class MessageWriter {
   constructor(
     private readonly store: Store,
     private readonly onError: (err: unknown) => void,
+    private readonly onBatch: (seconds: number) => void = () => {},
   ) {}
 
   append(message: NewMessage): Promise<AppendResult> {
@@ -46,8 +48,11 @@ export class MessageWriter {
     const batch = this.queue;
     this.queue = [];
     let results: AppendResult[];
+    const started = process.hrtime.bigint();
     try {
       results = await this.store.appendMessages(batch.map((p) => p.message));
+      this.onBatch(Number(process.hrtime.bigint() - started) / 1e9);
+      for (const result of results) if (!result.duplicate) hotCounters.messagesStored++;
     } catch (err) {
       this.onError(err);
       const failure = new GatehouseError(

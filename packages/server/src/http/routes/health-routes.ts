@@ -14,6 +14,11 @@ async function check(probe: () => Promise<void>): Promise<string> {
 export function registerHealthRoutes(app: RestApp, services: Services): void {
   app.get('/healthz', { schema: { summary: 'The process is alive' } }, async () => ({ status: 'ok' }));
 
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics of this node' } }, async (_request, reply) => {
+    const { registry } = services.metrics;
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+
   app.get('/readyz', { schema: { summary: 'Store and broker are reachable' } }, async (_request, reply) => {
     const [store, broker] = await Promise.all([
       check(() => services.store.ping()),
