@@ -9,6 +9,9 @@ import { RevocationCache } from './auth/revocation-cache.js';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory-broker.js';
 import { type Clock, systemClock } from './clock.js';
+import type { ClusterState } from './cluster/cluster-state.js';
+import { MemoryClusterState } from './cluster/memory-cluster-state.js';
+import { PostgresClusterState } from './cluster/postgres-cluster-state.js';
 import { type ConfigInput, type GatehouseConfig, loadConfig, ms } from './config.js';
 import { ControlChannel } from './control-channel.js';
 import { Gateway } from './gateway/gateway.js';
@@ -19,6 +22,7 @@ import { ConversationDirectory } from './messaging/conversation-directory.js';
 import { Delivery } from './messaging/delivery.js';
 import { MessageWriter } from './messaging/message-writer.js';
 import { Messaging } from './messaging/messaging.js';
+import { PresenceNotifier } from './messaging/presence-notifier.js';
 import { Metrics } from './metrics.js';
 import type { Services } from './services.js';
 import { SqliteStore } from './store/sqlite-store.js';
@@ -61,6 +65,22 @@ function createStore(config: GatehouseConfig, dataDir: string): Store {
     return new SqliteStore(file === ':memory:' ? file : resolve(file));
   }
   throw new TypeError(`store.url "${url.split(':')[0]}:…" is not supported (use sqlite:PATH or leave empty)`);
+}
+
+/** Slots and presence live where every node can reach them: PostgreSQL when the store is there. */
+function createClusterState(config: GatehouseConfig, nodeId: string, log: Logger): ClusterState {
+  const url = config.store.url;
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    const heartbeat = ms(config, 'ws.heartbeatInterval');
+    return new PostgresClusterState(
+      url,
+      nodeId,
+      Math.min(heartbeat, 10_000),
+      heartbeat + ms(config, 'ws.heartbeatTimeout'),
+      log,
+    );
+  }
+  return new MemoryClusterState(nodeId);
 }
 
 function createBroker(config: GatehouseConfig): Broker {
@@ -111,10 +131,17 @@ export class Gatehouse {
     const limits = new RateLimits(resolvedConfig);
     const auth = new AuthService(store, tokens, revocations, control, limits, resolvedConfig, clock);
 
+    const cluster = createClusterState(resolvedConfig, nodeId, log);
+    await cluster.start();
     let messaging: Messaging | null = null;
     let metrics: Metrics | null = null;
-    const gateway = new Gateway(auth, clock, limits, control, resolvedConfig, log, nodeId, {
-      onAuthenticated: (conn) => messaging?.replay(conn),
+    let presence: PresenceNotifier | null = null;
+    const gateway = new Gateway(auth, clock, limits, control, resolvedConfig, log, nodeId, cluster, {
+      onAuthenticated: (conn) => {
+        presence?.connected(conn);
+        return messaging?.replay(conn);
+      },
+      onClosed: (conn) => presence?.disconnected(conn),
       onHandshake: (outcome) => metrics?.handshakes.inc({ outcome }),
     });
     metrics = new Metrics(nodeId, gateway.registry);
@@ -128,6 +155,7 @@ export class Gatehouse {
       (err) => log.error({ err }, 'message batch failed to store'),
       (s) => m.storeLatency.observe(s),
     );
+    presence = new PresenceNotifier(cluster, store, delivery, log);
     messaging = new Messaging(
       store,
       new ConversationDirectory(store),
@@ -154,6 +182,7 @@ export class Gatehouse {
       gateway,
       messaging,
       metrics,
+      cluster,
       nodeId,
       startedAt: clock.now(),
     };
@@ -187,6 +216,7 @@ export class Gatehouse {
     await this.rest.close();
     await control.stop();
     await this.delivery.stop();
+    await this.services.cluster.stop();
     await broker.close();
     await store.close();
   }

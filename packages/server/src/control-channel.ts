@@ -8,7 +8,7 @@ export type ControlEvent =
   | { op: 'unblocked'; id: string; tokenVersion: number }
   | { op: 'kick'; id: string; deviceType?: string }
   | { op: 'conversation-changed'; id: string }
-  | { op: 'slot-claimed'; slot: string; connectionId: string; node: string; at: number };
+  | { op: 'evict'; connectionId: string; node: string };
 
 const TOPIC = 'control';
 

@@ -4,6 +4,7 @@ import type { RateLimits } from './auth/rate-limits.js';
 import type { RevocationCache } from './auth/revocation-cache.js';
 import type { Broker } from './broker/broker.js';
 import type { Clock } from './clock.js';
+import type { ClusterState } from './cluster/cluster-state.js';
 import type { GatehouseConfig } from './config.js';
 import type { ControlChannel } from './control-channel.js';
 import type { Gateway } from './gateway/gateway.js';
@@ -27,6 +28,7 @@ export interface Services {
   gateway: Gateway;
   messaging: Messaging;
   metrics: Metrics;
+  cluster: ClusterState;
   nodeId: string;
   startedAt: number;
 }

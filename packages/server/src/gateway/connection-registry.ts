@@ -35,6 +35,7 @@ export function kick(conn: Connection, reason: 'REPLACED' | 'REVOKED' | 'KICKED'
  */
 export class ConnectionRegistry {
   readonly all = new Set<Connection>();
+  private readonly byConnectionId = new Map<string, Connection>();
   private readonly byPrincipal = new Map<string, Set<Connection>>();
   private readonly bySid = new Map<string, Set<Connection>>();
   private readonly bySlot = new Map<string, Connection>();
@@ -54,6 +55,7 @@ export class ConnectionRegistry {
 
   add(conn: Connection): void {
     this.all.add(conn);
+    this.byConnectionId.set(conn.id, conn);
     if (!conn.auth) this.unauthenticatedCount++;
   }
 
@@ -85,6 +87,7 @@ export class ConnectionRegistry {
   /** Forgets a closed connection. Safe to call twice. */
   remove(conn: Connection): void {
     if (!this.all.delete(conn)) return;
+    this.byConnectionId.delete(conn.id);
     const auth = conn.auth;
     if (!auth) {
       this.unauthenticatedCount--;
@@ -113,6 +116,10 @@ export class ConnectionRegistry {
 
   ofSession(sid: string): Connection[] {
     return [...(this.bySid.get(sid) ?? [])];
+  }
+
+  byId(connectionId: string): Connection | undefined {
+    return this.byConnectionId.get(connectionId);
   }
 
   inSlot(slot: string): Connection | undefined {

@@ -20,7 +20,6 @@ export class Connection {
   deviceType = 'unknown';
   /** The slot this connection holds, if its kind's policy uses slots. */
   slot: string | null = null;
-  authenticatedAt = 0;
   expiringNotified = false;
   awaitingPong = false;
   lastPingAt: number;

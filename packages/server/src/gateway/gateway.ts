@@ -18,6 +18,7 @@ import { type RawData, WebSocketServer } from 'ws';
 import type { AuthContext, AuthService } from '../auth/auth-service.js';
 import { RateLimitedError, type RateLimits } from '../auth/rate-limits.js';
 import type { Clock } from '../clock.js';
+import type { ClusterState } from '../cluster/cluster-state.js';
 import { type ConnectionPolicy, type EndpointConfig, type GatehouseConfig, ms } from '../config.js';
 import type { ControlChannel, ControlEvent } from '../control-channel.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
@@ -71,6 +72,7 @@ export class Gateway implements FrameContext {
     private readonly config: GatehouseConfig,
     private readonly log: Logger,
     readonly nodeId: string,
+    private readonly slots: Pick<ClusterState, 'claimSlot' | 'releaseSlot'>,
     private readonly hooks: GatewayHooks = {},
   ) {
     this.registry = new ConnectionRegistry(config.ws.connectionPolicy as Record<string, ConnectionPolicy>);
@@ -248,6 +250,8 @@ export class Gateway implements FrameContext {
       ws.on('close', () => {
         conn.closed = true;
         this.registry.remove(conn);
+        if (conn.slot)
+          this.slots.releaseSlot(conn.slot, conn.id).catch((err) => this.log.warn({ err }, 'slot release failed'));
         this.hooks.onClosed?.(conn);
       });
       if (auth) {
@@ -264,6 +268,20 @@ export class Gateway implements FrameContext {
     });
   }
 
+  /**
+   * Claims the slot cluster-wide too (the local registry already replaced any local holder):
+   * the last claim wins, and a holder it displaced on another node is evicted there.
+   */
+  private claimClusterSlot(conn: Connection, slot: string): void {
+    this.slots.claimSlot(slot, conn.id).then(
+      (previous) => {
+        if (previous && previous.node !== this.nodeId)
+          return this.control.publish({ op: 'evict', connectionId: previous.connectionId, node: previous.node });
+      },
+      (err) => this.log.warn({ err }, 'cluster slot claim failed; the local slot still holds'),
+    );
+  }
+
   checkKind(conn: Connection, auth: AuthContext): void {
     if (!conn.endpoint.kinds.includes(auth.principal.kind))
       throw new GatehouseError('FORBIDDEN', `${auth.principal.kind} may not connect to ${conn.endpoint.path}`);
@@ -277,20 +295,9 @@ export class Gateway implements FrameContext {
     if (conn.closed) return;
     const wasUnauthenticated = conn.auth === null;
     conn.auth = auth;
-    conn.authenticatedAt = this.clock.now();
     conn.deviceType = conn.declaredDeviceType ?? auth.deviceType ?? 'unknown';
     this.registry.authenticated(conn, wasUnauthenticated);
-    if (conn.slot) {
-      this.control
-        .publish({
-          op: 'slot-claimed',
-          slot: conn.slot,
-          connectionId: conn.id,
-          node: this.nodeId,
-          at: conn.authenticatedAt,
-        })
-        .catch((err) => this.log.warn({ err }, 'slot claim broadcast failed'));
-    }
+    if (conn.slot) this.claimClusterSlot(conn, conn.slot);
     if (greet)
       conn.send({
         type: 'connected',
@@ -443,17 +450,10 @@ export class Gateway implements FrameContext {
         for (const conn of this.registry.ofPrincipal(event.id))
           if (!event.deviceType || conn.deviceType === event.deviceType) kick(conn, 'KICKED');
         break;
-      case 'slot-claimed': {
-        // Another node took this slot. The newer claim wins on both nodes (ties broken by
-        // connection id), so two simultaneous claims never close both sockets.
-        if (event.node === this.nodeId) break;
-        const local = this.registry.inSlot(event.slot);
-        if (
-          local &&
-          local.id !== event.connectionId &&
-          (event.at > local.authenticatedAt || (event.at === local.authenticatedAt && event.connectionId > local.id))
-        )
-          kick(local, 'REPLACED');
+      case 'evict': {
+        if (event.node !== this.nodeId) break;
+        const conn = this.registry.byId(event.connectionId);
+        if (conn) kick(conn, 'REPLACED');
         break;
       }
       default:

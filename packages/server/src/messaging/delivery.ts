@@ -52,6 +52,14 @@ export class Delivery {
     );
   }
 
+  /** Sends an event frame (not a stored message) to every device of these principals on every node. */
+  publishEvent(principals: string[], frame: string): void {
+    const header = JSON.stringify({ m: principals, c: null, s: 0, x: null, t: Date.now() });
+    this.broker
+      .publish(DELIVER_TOPIC, `${header}\n${frame}`)
+      .catch((err) => this.log.warn({ err }, 'event publish failed'));
+  }
+
   /** Sends a frame to every online agent on every node. */
   publishToAgents(frame: string): void {
     this.broker.publish(AGENTS_TOPIC, frame).catch((err) => this.log.warn({ err }, 'agent notification failed'));
@@ -59,7 +67,7 @@ export class Delivery {
 
   private onDeliver(payload: string): void {
     const newline = payload.indexOf('\n');
-    let header: { m: string[]; c: string; s: number; x: string | null; t: number };
+    let header: { m: string[]; c: string | null; s: number; x: string | null; t: number };
     try {
       header = JSON.parse(payload.slice(0, newline));
     } catch {
@@ -75,8 +83,9 @@ export class Delivery {
     if (frame) this.observe.delivered((Date.now() - header.t) / 1000);
   }
 
-  private deliver(conn: Connection, conversationId: string, seq: number, frame: Buffer): void {
-    if (conn.replay) conn.replay.pending.push({ conversationId, seq, frame });
+  private deliver(conn: Connection, conversationId: string | null, seq: number, frame: Buffer): void {
+    // Stored messages wait while a replay runs (it may send them itself); other events go now.
+    if (conn.replay && conversationId !== null) conn.replay.pending.push({ conversationId, seq, frame });
     else conn.sendFrame(frame);
   }
 

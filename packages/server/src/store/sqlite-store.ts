@@ -497,6 +497,17 @@ export class SqliteStore implements Store {
     ).run(principalId, deviceType, conversationId, seq);
   }
 
+  async peersOf(principalId: string, limit: number): Promise<string[]> {
+    return (
+      this.stmt(
+        `SELECT DISTINCT other.principal_id AS id FROM members mine
+         JOIN conversations c ON c.id = mine.conversation_id AND c.kind IN ('direct', 'support')
+         JOIN members other ON other.conversation_id = mine.conversation_id AND other.principal_id != mine.principal_id
+         WHERE mine.principal_id = ? LIMIT ?`,
+      ).all(principalId, limit) as { id: string }[]
+    ).map((r) => r.id);
+  }
+
   async conversationsOf(principalId: string, deviceType: string): Promise<ConversationSummary[]> {
     const rows = this.stmt(
       `SELECT c.*, COALESCE(cur.seq, 0) AS cursor,

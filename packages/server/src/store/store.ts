@@ -187,6 +187,8 @@ export interface Store {
   ): Promise<{ conversationId: string; cursor: number; lastSeq: number }[]>;
   /** Moves a delivery cursor forward (never back). */
   advanceCursor(principalId: string, deviceType: string, conversationId: string, seq: number): Promise<void>;
+  /** Who shares a direct conversation or support session with the principal (presence goes to them). */
+  peersOf(principalId: string, limit: number): Promise<string[]>;
   /** Conversations of a principal with the cursor and unread count of a device type. */
   conversationsOf(principalId: string, deviceType: string): Promise<ConversationSummary[]>;
   /** Atomic: 'ok' when the agent got (or already had) the session, 'taken' when another agent has it. */

@@ -1,0 +1,30 @@
+/** Where a connection lives: enough for another node to ask its node to close it. */
+export interface SlotHolder {
+  connectionId: string;
+  node: string;
+}
+
+/**
+ * State the nodes of a cluster share beyond the broker: device slots and presence.
+ * Implementations: MemoryClusterState (one node) and PostgresClusterState (many nodes).
+ */
+export interface ClusterState {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /**
+   * Makes `connectionId` (on this node) the slot's holder, atomically across nodes, and
+   * resolves with the holder it displaced — null when there was none. The last claim wins.
+   */
+  claimSlot(slot: string, connectionId: string): Promise<SlotHolder | null>;
+  /** Frees the slot if `connectionId` still holds it (an old socket never frees a newer one's slot). */
+  releaseSlot(slot: string, connectionId: string): Promise<void>;
+  /**
+   * Counts a connection of the principal on this node; resolves true when that made the
+   * principal online (its first connection on any live node).
+   */
+  connected(principalId: string): Promise<boolean>;
+  /** Uncounts one; resolves true when the principal has no connection left on any live node. */
+  disconnected(principalId: string): Promise<boolean>;
+  /** Which of these principals have a connection on a live node. */
+  online(principalIds: string[]): Promise<Set<string>>;
+}

@@ -1,0 +1,144 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { ClusterState, SlotHolder } from './cluster-state.js';
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS gh_nodes (node TEXT PRIMARY KEY, heartbeat_at TIMESTAMPTZ NOT NULL);
+  CREATE TABLE IF NOT EXISTS gh_device_slots (
+    slot TEXT PRIMARY KEY, connection_id TEXT NOT NULL, node TEXT NOT NULL, claimed_at TIMESTAMPTZ NOT NULL DEFAULT now());
+  CREATE TABLE IF NOT EXISTS gh_presence (
+    principal_id TEXT NOT NULL, node TEXT NOT NULL, connections INTEGER NOT NULL,
+    PRIMARY KEY (principal_id, node));
+  CREATE INDEX IF NOT EXISTS gh_presence_node ON gh_presence (node);`;
+
+/**
+ * Cluster state in PostgreSQL (the store every node already shares). A node writes its
+ * heartbeat every `heartbeatMs`; presence rows of a node whose heartbeat is older than
+ * `liveWindowMs` do not count, so a crashed node's connections stop counting within one
+ * window, and its rows are deleted later. Slot claims take a transaction-scoped advisory
+ * lock on the slot, so concurrent claims on different nodes are serialized.
+ */
+export class PostgresClusterState implements ClusterState {
+  private readonly pool: pg.Pool;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    url: string,
+    private readonly node: string,
+    private readonly heartbeatMs: number,
+    private readonly liveWindowMs: number,
+    private readonly log: Logger,
+  ) {
+    this.pool = new pg.Pool({ connectionString: url, max: 4 });
+    this.pool.on('error', (err) => log.warn({ err }, 'cluster state: idle PostgreSQL client failed'));
+  }
+
+  async start(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query("SELECT pg_advisory_xact_lock(hashtext('gatehouse-cluster-schema'))");
+      await client.query(SCHEMA);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+    await this.heartbeat();
+    this.timer = setInterval(() => {
+      this.heartbeat().catch((err) => this.log.warn({ err }, 'cluster state: heartbeat failed'));
+    }, this.heartbeatMs);
+    this.timer.unref();
+  }
+
+  private async heartbeat(): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO gh_nodes (node, heartbeat_at) VALUES ($1, now())
+       ON CONFLICT (node) DO UPDATE SET heartbeat_at = now()`,
+      [this.node],
+    );
+    // Forget nodes dead for an hour, with their presence rows and slots.
+    await this.pool.query(
+      `WITH dead AS (DELETE FROM gh_nodes WHERE heartbeat_at < now() - interval '1 hour' RETURNING node)
+       , p AS (DELETE FROM gh_presence WHERE node IN (SELECT node FROM dead))
+       DELETE FROM gh_device_slots WHERE node IN (SELECT node FROM dead)`,
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.pool.query('DELETE FROM gh_presence WHERE node = $1', [this.node]).catch(() => {});
+    await this.pool.query('DELETE FROM gh_nodes WHERE node = $1', [this.node]).catch(() => {});
+    await this.pool.end();
+  }
+
+  async claimSlot(slot: string, connectionId: string): Promise<SlotHolder | null> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [slot]);
+      const previous = await client.query<{ connection_id: string; node: string }>(
+        'SELECT connection_id, node FROM gh_device_slots WHERE slot = $1',
+        [slot],
+      );
+      await client.query(
+        `INSERT INTO gh_device_slots (slot, connection_id, node, claimed_at) VALUES ($1, $2, $3, now())
+         ON CONFLICT (slot) DO UPDATE SET connection_id = $2, node = $3, claimed_at = now()`,
+        [slot, connectionId, this.node],
+      );
+      await client.query('COMMIT');
+      const row = previous.rows[0];
+      return row && row.connection_id !== connectionId ? { connectionId: row.connection_id, node: row.node } : null;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async releaseSlot(slot: string, connectionId: string): Promise<void> {
+    await this.pool.query('DELETE FROM gh_device_slots WHERE slot = $1 AND connection_id = $2', [slot, connectionId]);
+  }
+
+  private liveNodesClause(param: number): string {
+    return `node IN (SELECT node FROM gh_nodes WHERE heartbeat_at > now() - ($${param} || ' milliseconds')::interval)`;
+  }
+
+  async connected(principalId: string): Promise<boolean> {
+    await this.pool.query(
+      `INSERT INTO gh_presence (principal_id, node, connections) VALUES ($1, $2, 1)
+       ON CONFLICT (principal_id, node) DO UPDATE SET connections = gh_presence.connections + 1`,
+      [principalId, this.node],
+    );
+    const { rows } = await this.pool.query<{ n: string }>(
+      `SELECT COALESCE(SUM(connections), 0) AS n FROM gh_presence WHERE principal_id = $1 AND ${this.liveNodesClause(2)}`,
+      [principalId, String(this.liveWindowMs)],
+    );
+    return Number(rows[0]?.n) === 1;
+  }
+
+  async disconnected(principalId: string): Promise<boolean> {
+    await this.pool.query(
+      `UPDATE gh_presence SET connections = connections - 1 WHERE principal_id = $1 AND node = $2`,
+      [principalId, this.node],
+    );
+    await this.pool.query('DELETE FROM gh_presence WHERE principal_id = $1 AND node = $2 AND connections <= 0', [
+      principalId,
+      this.node,
+    ]);
+    return (await this.online([principalId])).size === 0;
+  }
+
+  async online(principalIds: string[]): Promise<Set<string>> {
+    if (principalIds.length === 0) return new Set();
+    const { rows } = await this.pool.query<{ principal_id: string }>(
+      `SELECT DISTINCT principal_id FROM gh_presence
+       WHERE principal_id = ANY($1) AND connections > 0 AND ${this.liveNodesClause(2)}`,
+      [principalIds, String(this.liveWindowMs)],
+    );
+    return new Set(rows.map((r) => r.principal_id));
+  }
+}

@@ -1,0 +1,44 @@
+import type { Logger } from 'pino';
+import type { ClusterState } from '../cluster/cluster-state.js';
+import type { Connection } from '../gateway/connection.js';
+import type { Store } from '../store/store.js';
+import type { Delivery } from './delivery.js';
+
+/** How many peers one presence change is sent to at most. */
+const MAX_PEERS = 1000;
+
+/**
+ * Presence (SPEC §4, §7): a principal is online while it has a connection on any live node.
+ * When that changes, `{"type":"presence","user_id","online"}` goes to the principals who share
+ * a direct conversation or a support session with it (group members are not told: a group of
+ * thousands would turn every login into a storm).
+ */
+export class PresenceNotifier {
+  constructor(
+    private readonly cluster: ClusterState,
+    private readonly store: Store,
+    private readonly delivery: Delivery,
+    private readonly log: Logger,
+  ) {}
+
+  connected(conn: Connection): void {
+    const id = conn.principal?.id;
+    if (id) this.update(id, true).catch((err) => this.log.warn({ err }, 'presence update failed'));
+  }
+
+  disconnected(conn: Connection): void {
+    const id = conn.principal?.id;
+    if (id) this.update(id, false).catch((err) => this.log.warn({ err }, 'presence update failed'));
+  }
+
+  private async update(principalId: string, online: boolean): Promise<void> {
+    const changed = online ? await this.cluster.connected(principalId) : await this.cluster.disconnected(principalId);
+    if (changed) await this.announce(principalId, online);
+  }
+
+  private async announce(principalId: string, online: boolean): Promise<void> {
+    const peers = await this.store.peersOf(principalId, MAX_PEERS);
+    if (peers.length > 0)
+      this.delivery.publishEvent(peers, JSON.stringify({ type: 'presence', code: 200, user_id: principalId, online }));
+  }
+}
