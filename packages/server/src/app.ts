@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { AuthService } from './auth/auth-service.js';
 import { RateLimits } from './auth/rate-limits.js';
 import { RevocationCache } from './auth/revocation-cache.js';
+import { sharedLimiters } from './auth/shared-rate-limiters.js';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory-broker.js';
 import { type Clock, systemClock } from './clock.js';
@@ -95,6 +96,7 @@ export class Gatehouse {
     readonly rest: RestApp,
     readonly notes: StartupNotes,
     private readonly delivery: Delivery,
+    private readonly closeLimiters: () => Promise<void>,
   ) {}
 
   static async create(options: GatehouseOptions = {}): Promise<Gatehouse> {
@@ -128,7 +130,8 @@ export class Gatehouse {
       else if (event.op === 'principal-revoked' || event.op === 'blocked' || event.op === 'unblocked')
         revocations.setPrincipal(event.id, { tokenVersion: event.tokenVersion, blocked: event.op === 'blocked' });
     });
-    const limits = new RateLimits(resolvedConfig);
+    const limiterBackend = sharedLimiters(resolvedConfig, log);
+    const limits = new RateLimits(resolvedConfig, limiterBackend.create);
     const auth = new AuthService(store, tokens, revocations, control, limits, resolvedConfig, clock);
 
     const cluster = createClusterState(resolvedConfig, nodeId, log);
@@ -195,6 +198,7 @@ export class Gatehouse {
       rest,
       { generatedAdminKey: admin.generated ? admin.key : null, keysFileCreated: keys.created, dataDir },
       delivery,
+      limiterBackend.close,
     );
   }
 
@@ -217,6 +221,7 @@ export class Gatehouse {
     await control.stop();
     await this.delivery.stop();
     await this.services.cluster.stop();
+    await this.closeLimiters();
     await broker.close();
     await store.close();
   }

@@ -1,4 +1,4 @@
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { GatehouseConfig } from '../config.js';
 import { ms } from '../config.js';
 import { GatehouseError } from '../errors.js';
@@ -12,34 +12,45 @@ export class RateLimitedError extends GatehouseError {
 
 const retryAfter = (res: RateLimiterRes): number => Math.max(1, Math.ceil(res.msBeforeNext / 1000));
 
+export interface LimiterOptions {
+  keyPrefix: string;
+  points: number;
+  duration: number;
+}
+
+/** Builds one limiter; the composition root picks memory (one node), Redis or PostgreSQL (a cluster). */
+export type LimiterFactory = (options: LimiterOptions) => RateLimiterAbstract;
+
+export const memoryLimiters: LimiterFactory = (options) => new RateLimiterMemory(options);
+
 /**
- * Every rate limit of a node, built on rate-limiter-flexible (memory here; the Redis
- * variant of the same classes makes them cluster-wide).
+ * Every rate limit of a node, built on rate-limiter-flexible: in memory on one node, in
+ * Redis or PostgreSQL (shared by every node) in a cluster.
  */
 export class RateLimits {
-  private readonly loginPerAccount: RateLimiterMemory;
-  private readonly loginPerIp: RateLimiterMemory;
-  private readonly customerTokensPerIp: RateLimiterMemory;
-  private readonly handshakesPerIp: RateLimiterMemory;
+  private readonly loginPerAccount: RateLimiterAbstract;
+  private readonly loginPerIp: RateLimiterAbstract;
+  private readonly customerTokensPerIp: RateLimiterAbstract;
+  private readonly handshakesPerIp: RateLimiterAbstract;
 
-  constructor(config: GatehouseConfig) {
+  constructor(config: GatehouseConfig, create: LimiterFactory = memoryLimiters) {
     const loginWindow = Math.ceil(ms(config, 'limits.loginWindow') / 1000);
-    this.loginPerAccount = new RateLimiterMemory({
+    this.loginPerAccount = create({
       keyPrefix: 'login-account',
       points: config.limits.loginAttemptsPerAccount,
       duration: loginWindow,
     });
-    this.loginPerIp = new RateLimiterMemory({
+    this.loginPerIp = create({
       keyPrefix: 'login-ip',
       points: config.limits.loginAttemptsPerIp,
       duration: loginWindow,
     });
-    this.customerTokensPerIp = new RateLimiterMemory({
+    this.customerTokensPerIp = create({
       keyPrefix: 'customer-ip',
       points: config.limits.customerTokensPerMinutePerIp,
       duration: 60,
     });
-    this.handshakesPerIp = new RateLimiterMemory({
+    this.handshakesPerIp = create({
       keyPrefix: 'handshake-ip',
       points: config.limits.handshakesPerSecondPerIp,
       duration: 1,
@@ -73,7 +84,7 @@ export class RateLimits {
     return this.consume(this.handshakesPerIp, ip);
   }
 
-  private async consume(limiter: RateLimiterMemory, key: string): Promise<void> {
+  private async consume(limiter: RateLimiterAbstract, key: string): Promise<void> {
     try {
       await limiter.consume(key);
     } catch (err) {
