@@ -25,7 +25,7 @@ import { GatehouseError, isGatehouseError } from '../errors.js';
 import { hotCounters } from '../metrics.js';
 import { Connection } from './connection.js';
 import { ConnectionRegistry, kick } from './connection-registry.js';
-import { type DeviceContext, deviceContext, findCredential } from './handshake-request.js';
+import { clientIp, type DeviceContext, deviceContext, findCredential } from './handshake-request.js';
 import { errorEvent, errorReply, type RequestFrame } from './replies.js';
 import type { FrameContext, FrameHandler } from './session-frames.js';
 import * as sessionFrames from './session-frames.js';
@@ -119,7 +119,7 @@ export class Gateway implements FrameContext {
     const endpoint = this.endpoints.get(url.pathname);
     if (!endpoint) return this.rejectHttp(socket, 'NOT_FOUND', 'no WebSocket endpoint at this path');
     if (this.closing) return this.rejectHttp(socket, 'SERVER_BUSY', 'server is shutting down');
-    const ip = req.socket.remoteAddress ?? 'unknown';
+    const ip = clientIp(req, this.config.server.trustProxy);
     let device: DeviceContext;
     let credential: string | null;
     try {
@@ -233,7 +233,7 @@ export class Gateway implements FrameContext {
         ws,
         socket,
         endpoint,
-        req.socket.remoteAddress ?? 'unknown',
+        clientIp(req, this.config.server.trustProxy),
         device.deviceType,
         device.deviceId,
         device.clientId,

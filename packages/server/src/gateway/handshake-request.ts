@@ -65,6 +65,19 @@ export function deviceContext(req: IncomingMessage, query: URLSearchParams): Dev
   };
 }
 
+/**
+ * The client's address. Behind one trusted proxy (`server.trustProxy`) it is the last
+ * `X-Forwarded-For` entry — the address the proxy saw; entries before it are whatever the
+ * client claimed and are ignored.
+ */
+export function clientIp(req: IncomingMessage, trustProxy: boolean): string {
+  const direct = req.socket.remoteAddress ?? 'unknown';
+  if (!trustProxy) return direct;
+  const forwarded = header(req, 'x-forwarded-for');
+  const last = forwarded?.split(',').at(-1)?.trim();
+  return last || direct;
+}
+
 /** Redacts a credential for logs: first 8 and last 4 characters (SPEC §8). */
 export function redact(credential: string | null | undefined): string {
   if (!credential) return '';

@@ -76,7 +76,8 @@ export async function createRestApp(services: Services, log: Logger): Promise<Re
     // Per-request lines would carry URLs with tokens (?token=…); errors are logged by sendError.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimit,
-    trustProxy: config.server.trustProxy,
+    // One proxy hop (nginx): request.ip is the address it reports, as in the gateway's clientIp().
+    trustProxy: config.server.trustProxy ? (_address: string, hop: number) => hop === 0 : false,
     ...(https ? { https } : {}),
     // Wrong types are errors, not coerced: `{"username": 5}` is a 400.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
