@@ -8,6 +8,8 @@ import { RateLimits } from './auth/rate-limits.js';
 import { RevocationCache } from './auth/revocation-cache.js';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory-broker.js';
+import { NatsBroker } from './broker/nats-broker.js';
+import { RedisBroker } from './broker/redis-broker.js';
 import { type Clock, systemClock } from './clock.js';
 import { type ConfigInput, type GatehouseConfig, loadConfig, ms } from './config.js';
 import { ControlChannel } from './control-channel.js';
@@ -62,9 +64,13 @@ function createStore(config: GatehouseConfig, dataDir: string): Store {
   throw new TypeError(`store.url "${url.split(':')[0]}:…" is not supported (use sqlite:PATH or leave empty)`);
 }
 
-function createBroker(config: GatehouseConfig): Broker {
-  if (config.broker.url === 'memory://' || config.broker.url === '') return new MemoryBroker();
-  throw new TypeError(`broker.url "${config.broker.url.split(':')[0]}:…" is not supported (use memory://)`);
+function createBroker(config: GatehouseConfig, log: Logger): Broker {
+  const { url, prefix } = config.broker;
+  const logger = log.child({ component: 'broker' });
+  if (url === 'memory://' || url === '') return new MemoryBroker();
+  if (url.startsWith('redis://') || url.startsWith('rediss://')) return new RedisBroker(url, { prefix, logger });
+  if (url.startsWith('nats://')) return new NatsBroker(url, { prefix, logger });
+  throw new TypeError(`broker.url "${url.split(':')[0]}:…" is not supported (use memory://, redis://… or nats://…)`);
 }
 
 /** The composition root: picks the backends and wires every service. */
@@ -88,7 +94,7 @@ export class Gatehouse {
 
     const store = createStore(resolvedConfig, dataDir);
     await store.migrate();
-    const broker = createBroker(resolvedConfig);
+    const broker = createBroker(resolvedConfig, log);
     const nodeId = resolvedConfig.nodeId || `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
     const tokens = new TokenService(
       keyRingFrom(keys.file, resolvedConfig.tokens.algorithms),
