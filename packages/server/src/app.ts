@@ -9,6 +9,8 @@ import { RevocationCache } from './auth/revocation-cache.js';
 import { sharedLimiters } from './auth/shared-rate-limiters.js';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory-broker.js';
+import { NatsBroker } from './broker/nats-broker.js';
+import { RedisBroker } from './broker/redis-broker.js';
 import { type Clock, systemClock } from './clock.js';
 import type { ClusterState } from './cluster/cluster-state.js';
 import { MemoryClusterState } from './cluster/memory-cluster-state.js';
@@ -84,9 +86,13 @@ function createClusterState(config: GatehouseConfig, nodeId: string, log: Logger
   return new MemoryClusterState(nodeId);
 }
 
-function createBroker(config: GatehouseConfig): Broker {
-  if (config.broker.url === 'memory://' || config.broker.url === '') return new MemoryBroker();
-  throw new TypeError(`broker.url "${config.broker.url.split(':')[0]}:…" is not supported (use memory://)`);
+function createBroker(config: GatehouseConfig, log: Logger): Broker {
+  const { url, prefix } = config.broker;
+  const logger = log.child({ component: 'broker' });
+  if (url === 'memory://' || url === '') return new MemoryBroker();
+  if (url.startsWith('redis://') || url.startsWith('rediss://')) return new RedisBroker(url, { prefix, logger });
+  if (url.startsWith('nats://')) return new NatsBroker(url, { prefix, logger });
+  throw new TypeError(`broker.url "${url.split(':')[0]}:…" is not supported (use memory://, redis://… or nats://…)`);
 }
 
 /** The composition root: picks the backends and wires every service. */
@@ -111,7 +117,7 @@ export class Gatehouse {
 
     const store = createStore(resolvedConfig, dataDir);
     await store.migrate();
-    const broker = createBroker(resolvedConfig);
+    const broker = createBroker(resolvedConfig, log);
     const nodeId = resolvedConfig.nodeId || `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
     const tokens = new TokenService(
       keyRingFrom(keys.file, resolvedConfig.tokens.algorithms),

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { PrincipalKind } from '@gatehouse/protocol';
+import { checkPrefix } from './broker/broker-support.js';
 import { parseDuration } from './duration.js';
 
 /** How many live connections one principal may hold (SPEC §7). */
@@ -26,7 +27,16 @@ export const DEFAULT_CONFIG = {
   nodeId: '',
   adminKey: '',
   store: { url: '' },
-  broker: { url: 'memory://' },
+  broker: {
+    /** `memory://` (one process only), `redis://[:password@]host:port[/db]` or `nats://host:port`. */
+    url: 'memory://',
+    /**
+     * Namespace of this cluster on a shared Redis/NATS server: topics travel as `<prefix>:<topic>`
+     * (Redis channels) or `<prefix>.<topic>` (NATS subjects), so two clusters with different
+     * prefixes never see each other's messages. Dot-separated tokens of letters, digits, _ and -.
+     */
+    prefix: 'gatehouse',
+  },
   tokens: {
     issuer: 'gatehouse',
     audience: 'gatehouse',
@@ -213,5 +223,6 @@ function validate(config: GatehouseConfig): void {
     if (!['one-per-device-type', 'single', 'unlimited'].includes(policy))
       throw new TypeError(`ws.connectionPolicy.${kind}: "${policy}" is not a policy`);
   if (config.server.tlsCert && !config.server.tlsKey) throw new TypeError('server.tlsCert needs server.tlsKey');
+  checkPrefix(config.broker.prefix);
   if (config.ws.maxFrameBytes < 256) throw new TypeError('ws.maxFrameBytes must be at least 256');
 }

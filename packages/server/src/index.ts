@@ -1,6 +1,8 @@
 export { Gatehouse, type GatehouseOptions } from './app.js';
 export type { Broker } from './broker/broker.js';
 export { MemoryBroker } from './broker/memory-broker.js';
+export { NatsBroker, type NatsBrokerOptions } from './broker/nats-broker.js';
+export { RedisBroker, type RedisBrokerOptions } from './broker/redis-broker.js';
 export { type Clock, ManualClock, systemClock } from './clock.js';
 export { DEFAULT_CONFIG, envName, type GatehouseConfig, loadConfig } from './config.js';
 export { GatehouseError } from './errors.js';

@@ -15,7 +15,7 @@ export function sharedLimiters(
   config: GatehouseConfig,
   log: Logger,
 ): { create: LimiterFactory; close(): Promise<void> } {
-  const prefix = `${(config.broker as { prefix?: string }).prefix ?? 'gatehouse'}:rl`;
+  const prefix = `${config.broker.prefix}:rl`;
   if (config.broker.url.startsWith('redis://') || config.broker.url.startsWith('rediss://')) {
     const client = new Redis(config.broker.url, { enableOfflineQueue: false, lazyConnect: false });
     client.on('error', (err) => log.debug({ err }, 'rate limits: Redis error'));
