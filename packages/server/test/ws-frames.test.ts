@@ -156,6 +156,42 @@ describe('WebSocket frames', () => {
       await expectUnauthenticated(second.client);
     });
 
+    it('authenticates a socket only once when two auth frames race', async () => {
+      const first = await userToken(server, appKey, 'race-auth-1');
+      const second = await userToken(server, appKey, 'race-auth-2');
+      const { client } = await anonymous();
+      client.send({ type: 'auth', id: 'one', token: first });
+      client.send({ type: 'auth', id: 'two', token: second });
+      const replies = [await client.next((f) => f.id === 'one'), await client.next((f) => f.id === 'two')];
+      const accepted = replies.filter((r) => r.code === 200);
+      const refused = replies.filter((r) => r.code !== 200);
+      assert.equal(accepted.length, 1, `one auth succeeds (got ${replies.map((r) => r.code)})`);
+      assert.equal(refused[0]?.code, 400);
+      assert.equal(refused[0]?.error, 'INVALID_REQUEST');
+      const user = accepted[0]?.body.user;
+      assert.deepEqual((await client.request({ type: 'whoami' })).body.user, user);
+      const other = user.id === 'race-auth-1' ? 'race-auth-2' : 'race-auth-1';
+      const registry = server.gatehouse.services.gateway.registry;
+      assert.equal(registry.ofPrincipal(other).length, 0, 'the socket is not indexed under the refused principal');
+      client.close();
+      await within(client.closed, 'raced socket');
+      assert.equal(registry.ofPrincipal(user.id).length, 0, 'nothing is left behind after close');
+    });
+
+    it('authenticates a socket only once when login and auth race', async () => {
+      await createAgent(server, 'race-login-agent');
+      const token = await userToken(server, appKey, 'race-login-user');
+      const { client } = await anonymous();
+      client.send({ type: 'login', id: 'login', username: 'race-login-agent', password: PASSWORD });
+      client.send({ type: 'auth', id: 'auth', token });
+      const replies = [await client.next((f) => f.id === 'login'), await client.next((f) => f.id === 'auth')];
+      assert.deepEqual(replies.map((r) => r.code).sort(), [200, 400]);
+      const user = replies.find((r) => r.code === 200)?.body.user;
+      assert.deepEqual((await client.request({ type: 'whoami' })).body.user, user);
+      const registry = server.gatehouse.services.gateway.registry;
+      assert.equal(registry.ofPrincipal('race-login-agent').length + registry.ofPrincipal('race-login-user').length, 1);
+    });
+
     it('answers a bad token with 401 TOKEN_INVALID and leaves the socket unauthenticated', async () => {
       const { client } = await anonymous();
       const reply = await client.request({ type: 'auth', token: 'not-a-jwt' });
