@@ -134,7 +134,7 @@ describe('1,000 unauthenticated sockets that never speak', () => {
     const idle: TestClient[] = [];
     for (let opened = 0; opened < SOCKETS; opened += BATCH) {
       const batch = Array.from({ length: BATCH }, () => clients.connect(`${server.wsUrl}/`));
-      const frames = await Promise.all(batch.map((c) => c.next('connected')));
+      const frames = await Promise.all(batch.map((c) => c.next('connected', 30_000)));
       for (const frame of frames)
         assert.equal(frame.body.message, 'Connected successfully. Please login or provide token.');
       idle.push(...batch);
@@ -159,5 +159,14 @@ describe('1,000 unauthenticated sockets that never speak', () => {
       headers: { 'x-admin-key': server.adminKey },
     });
     assert.equal(connections.body.connections.length, 1);
+    // The unauthenticated count (which limits.maxUnauthenticated is checked against) goes back
+    // down as the server sees the sockets go.
+    let stats: any;
+    for (let i = 0; i < 250; i++) {
+      stats = (await api(server, 'GET', '/api/v1/admin/stats', { headers: { 'x-admin-key': server.adminKey } })).body;
+      if (stats.connections.total === 1) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.deepEqual(stats.connections, { total: 1, unauthenticated: 0, byKind: { user: 0, agent: 1, customer: 0 } });
   });
 });
