@@ -52,9 +52,10 @@ describe('frame size limit (ws.maxFrameBytes)', () => {
     assert.equal((await within(client.closed, 'oversized frame')).code, 4413);
   });
 
-  it.todo(
-    'closes a frame far over the limit (over twice ws.maxFrameBytes) with 4413 too — ws itself closes those with 1009 (its maxPayload is set to twice the limit), see report',
-  );
+  // SPEC §5 gives 4413 for any frame over the limit, but ws reads at most twice the limit (its
+  // maxPayload) and closes anything larger itself with 1009 before the gateway sees it; that
+  // trade-off is written down in docs/protocol.md. A design question, so left as a todo.
+  it.todo('closes a frame over twice ws.maxFrameBytes with 4413 too, as SPEC §5 says');
 
   it('drops a frame far over the limit and stays up for everyone else', async () => {
     const bystander = await anonymous();
