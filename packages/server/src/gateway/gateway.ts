@@ -132,14 +132,13 @@ export class Gateway implements FrameContext {
       device = deviceContext(req, url.searchParams);
       credential = findCredential(req, url.searchParams);
     } catch (err) {
-      // Refusals before any credential is looked at are always made in the HTTP handshake.
-      return this.rejectHttp(socket, ...this.describe(err));
+      return this.refuseEarly(req, socket, head, endpoint, ...this.describe(err));
     }
     if (!credential) {
       if (endpoint.tokenRequired)
         return this.refuse(req, socket, head, endpoint, device, 'MISSING_TOKEN', 'no token was presented');
       if (this.registry.unauthenticated >= this.config.limits.maxUnauthenticated)
-        return this.rejectHttp(socket, 'SERVER_BUSY', 'too many unauthenticated sockets');
+        return this.refuseEarly(req, socket, head, endpoint, 'SERVER_BUSY', 'too many unauthenticated sockets');
       this.hooks.onHandshake?.('anonymous');
       this.accept(req, socket, head, endpoint, device, null);
       return;
@@ -184,6 +183,41 @@ export class Gateway implements FrameContext {
       this.accept(req, socket, head, endpoint, device, null, errorEvent(code, TOKEN_AUTH_FAILED_MESSAGE, status));
       return;
     }
+    this.openErrorClose(req, socket, head, code, message, status);
+  }
+
+  /**
+   * A refusal made before any credential is looked at (rate, capacity, origin, malformed
+   * request): in the HTTP handshake, or opened-then-closed on a `close` endpoint so that a
+   * browser learns why. A `login` endpoint never opens for these: logging in would not help.
+   */
+  private refuseEarly(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    endpoint: EndpointConfig,
+    code: ErrorCode,
+    message: string,
+    status?: number,
+    retryAfter?: number,
+  ): void {
+    if (endpoint.rejectMode !== 'close') {
+      this.rejectHttp(socket, code, message, status, retryAfter);
+      return;
+    }
+    this.hooks.onHandshake?.(code);
+    this.openErrorClose(req, socket, head, code, message, status);
+  }
+
+  /** Opens the socket, sends the error frame and closes with the code's close code (SPEC §5). */
+  private openErrorClose(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    code: ErrorCode,
+    message: string,
+    status?: number,
+  ): void {
     this.upgrade(req, socket, head, (ws) => {
       ws.send(errorEvent(code, message, status));
       ws.close(errorInfo(code).close ?? CloseCode.UNAUTHORIZED, code);

@@ -51,6 +51,8 @@ export const login: FrameHandler = async (ctx, conn, frame) => {
     deviceType: conn.declaredDeviceType ?? platform,
     deviceId,
   });
+  // Another login or auth frame may have authenticated the socket while this one was checked.
+  requireUnauthenticated(conn);
   const auth: AuthContext = {
     principal: issued.principal,
     sid: issued.sid,
@@ -75,6 +77,7 @@ export const auth: FrameHandler = async (ctx, conn, frame) => {
   requireUnauthenticated(conn);
   const token = stringField(frame, 'token') as string;
   const context = await ctx.auth.authenticate(token.replace(/^bearer\s+/i, ''), conn.deviceId);
+  requireUnauthenticated(conn);
   ctx.checkKind(conn, context);
   conn.sendRaw(okReply(frame, 'auth', { user: context.principal, session_id: conn.id, expires_at: context.expiresAt }));
   await ctx.attach(conn, context);
