@@ -351,7 +351,7 @@ export class AuthService {
 
   /** Revokes every token of a principal (bumps its token version) and closes its sockets. */
   async revokePrincipal(id: string): Promise<boolean> {
-    const principal = await this.store.bumpTokenVersion(id);
+    const principal = await this.store.bumpTokenVersion(id, this.clock.now());
     if (!principal) return false;
     this.revocations.setPrincipal(id, { tokenVersion: principal.tokenVersion, blocked: principal.blocked });
     await this.control.publish({ op: 'principal-revoked', id, tokenVersion: principal.tokenVersion });
