@@ -51,6 +51,21 @@ export function requireAdmin(config: GatehouseConfig, request: FastifyRequest): 
     throw new GatehouseError('TOKEN_INVALID', 'missing or wrong X-Admin-Key', { status: 401 });
 }
 
+/** Deepest nesting of objects and arrays a request body may have (metadata, extras). */
+const MAX_BODY_DEPTH = 32;
+
+/** Whether a parsed JSON value nests deeper than `max`; iterative, so any depth is safe to check. */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (!node || typeof node !== 'object') continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(node)) if (child && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** What an error means for a client: status, code and a message safe to show (never a stack). */
 export interface ErrorDetails {
   status: number;
@@ -101,6 +116,11 @@ export async function createRestApp(services: Services, log: Logger): Promise<Re
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as RestApp;
 
   app.setErrorHandler((err, _request, reply) => sendError(reply, log, err));
+  // A body nested thousands deep parses, but would overflow the stack when stored (JSON.stringify).
+  app.addHook('preValidation', async (request) => {
+    if (nestedDeeperThan(request.body, MAX_BODY_DEPTH))
+      throw new GatehouseError('INVALID_REQUEST', `request body is nested deeper than ${MAX_BODY_DEPTH} levels`);
+  });
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
   );

@@ -86,7 +86,11 @@ export function registerPublicRoutes(app: RestApp, services: Services): void {
     '/api/v1/public/customer-token',
     { schema: { summary: 'Anonymous customer token and a new support session', body: CustomerTokenBody } },
     async (request) => {
-      const { name, channel, ...contact } = request.body as Static<typeof CustomerTokenBody>;
+      const { name, channel, email, phone, channelUserId } = request.body as Static<typeof CustomerTokenBody>;
+      // Only the listed contact fields are kept; unknown fields are ignored, not stored.
+      const contact = Object.fromEntries(
+        Object.entries({ email, phone, channelUserId }).filter(([, value]) => value !== undefined),
+      );
       return newCustomer(name, channel, contact, request.ip);
     },
   );
