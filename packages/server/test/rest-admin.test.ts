@@ -188,6 +188,28 @@ describe('the admin API', () => {
     assert.equal((await validate(server, fresh.body.token)).body.valid, true, 'a new login works again');
   });
 
+  it('acts on principals whose ids are as long as the open API allows (128 characters)', async () => {
+    for (const id of ['i'.repeat(128), 'é'.repeat(128), 'a/b?c#d'.padEnd(128, '%')]) {
+      const login = await api(server, 'POST', '/openapi/v1/user/login', {
+        headers: { 'x-app-key': appKey },
+        body: { id, nickname: 'Long', device: 'im_web' },
+      });
+      assert.equal(login.status, 200, JSON.stringify(login.body));
+      const token = (login.body.data.token as string).slice('Bearer '.length);
+      const socket = await openSocket(server, '/ws', token);
+      const path = `/api/v1/admin/principals/${encodeURIComponent(id)}`;
+      const listed = await adminApi('GET', `/api/v1/admin/connections?principal=${encodeURIComponent(id)}`);
+      assert.equal(listed.body.connections.length, 1);
+      const res = await adminApi('POST', `${path}/block`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal((await socket.next('kicked')).reason, 'BLOCKED');
+      assert.equal((await adminApi('POST', `${path}/unblock`)).status, 200);
+      assert.equal((await adminApi('POST', `${path}/revoke`)).status, 200);
+      assert.equal((await adminApi('POST', `${path}/kick`, {})).status, 200);
+      assert.equal((await validate(server, token)).body.error, 'TOKEN_REVOKED');
+    }
+  });
+
   it('answers 404 when revoking, blocking or unblocking an unknown principal', async () => {
     for (const action of ['revoke', 'block', 'unblock']) {
       const res = await adminApi('POST', `/api/v1/admin/principals/no-such-principal/${action}`);
