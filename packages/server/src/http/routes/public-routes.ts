@@ -28,7 +28,8 @@ const CustomerBody = Type.Object({
 });
 
 const CustomerRefreshBody = Type.Object({
-  refreshToken: Type.String({ minLength: 1, maxLength: 512 }),
+  // Optional in the schema so that a call without it is a 401 (SPEC §2), not a 400.
+  refreshToken: Type.Optional(Type.String({ maxLength: 512 })),
   customerId: Type.Optional(Id),
   channel: Type.Optional(Type.String({ maxLength: 64 })),
 });
@@ -105,7 +106,9 @@ export function registerPublicRoutes(app: RestApp, services: Services): void {
     },
   );
 
-  async function customerRefresh(customerId: string | undefined, refreshToken: string) {
+  async function customerRefresh(customerId: string | undefined, refreshToken: string | undefined) {
+    if (!refreshToken)
+      throw new GatehouseError('MISSING_TOKEN', 'refreshToken is required: a customer id alone never mints a token');
     const issued = await auth.refresh(refreshToken, {
       kind: 'customer',
       ...(customerId ? { principalId: customerId } : {}),
