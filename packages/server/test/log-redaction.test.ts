@@ -115,7 +115,9 @@ describe('logs never carry a whole credential', () => {
     // REST calls with credentials in queries, headers and bodies.
     await api(server, 'GET', `/api/v1/public/validate-token?token=${agent.token}`);
     await api(server, 'GET', `/no-such-route?token=${agent.token}`);
-    await api(server, 'POST', '/api/v1/public/login', { body: { username: 'log-agent', password: 'wrong-password-42' } });
+    await api(server, 'POST', '/api/v1/public/login', {
+      body: { username: 'log-agent', password: 'wrong-password-42' },
+    });
     await api(server, 'POST', '/api/refresh-token', { body: { refresh_token: user.refresh_token } });
     await api(server, 'POST', '/api/v1/auth/logout', { headers: { authorization: `Bearer ${agent.token}` } });
     const revoked = await tryConnect(`${server.wsUrl}/ws/chat?token=${agent.token}`);

@@ -161,11 +161,17 @@ describe('customer tokens', () => {
   it('never mints a token from a customer id alone', async () => {
     const customer = await newCustomer(server);
     const byPath = await api(server, 'POST', `/api/v1/customers/${customer.customerId}/token`, { body: {} });
-    assert.ok(byPath.status === 400 || byPath.status === 401, `status ${byPath.status}`);
+    assert.equal(byPath.status, 401);
+    assert.equal(byPath.body.error, 'MISSING_TOKEN');
     assert.equal(byPath.body.token, undefined);
     const byBody = await api(server, 'POST', '/api/v1/customers/token', { body: { customerId: customer.customerId } });
-    assert.ok(byBody.status === 400 || byBody.status === 401, `status ${byBody.status}`);
+    assert.equal(byBody.status, 401);
     assert.equal(byBody.body.token, undefined);
+    const empty = await api(server, 'POST', '/api/v1/customers/token', {
+      body: { customerId: customer.customerId, refreshToken: '' },
+    });
+    assert.equal(empty.status, 401);
+    assert.equal(empty.body.token, undefined);
     const guessed = await api(server, 'POST', `/api/v1/customers/${customer.customerId}/token`, {
       body: { refreshToken: 'grt_not-a-real-refresh-token' },
     });
