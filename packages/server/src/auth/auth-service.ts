@@ -139,15 +139,12 @@ export class AuthService {
 
   /** Username + password login, rate-limited per account and per IP. */
   async passwordLogin(username: string, password: string, ip: string, device: DeviceInfo): Promise<IssuedTokens> {
-    await this.limits.checkLogin(username, ip);
+    await this.limits.loginAttempt(username, ip);
     const principal = await this.store.getPrincipal(username);
     const ok = await verifyPassword(principal?.passwordHash ?? null, password);
-    if (!ok || !principal) {
-      await this.limits.loginFailed(username, ip);
-      throw new GatehouseError('LOGIN_FAILED', 'invalid username or password');
-    }
+    if (!ok || !principal) throw new GatehouseError('LOGIN_FAILED', 'invalid username or password');
     if (principal.blocked) throw new GatehouseError('FORBIDDEN', 'this account is blocked');
-    await this.limits.loginSucceeded(username);
+    await this.limits.loginSucceeded(username, ip);
     await this.store.setLastLogin(principal.id, this.clock.now());
     return this.startSession(principal, device);
   }
@@ -351,7 +348,7 @@ export class AuthService {
 
   /** Revokes every token of a principal (bumps its token version) and closes its sockets. */
   async revokePrincipal(id: string): Promise<boolean> {
-    const principal = await this.store.bumpTokenVersion(id);
+    const principal = await this.store.bumpTokenVersion(id, this.clock.now());
     if (!principal) return false;
     this.revocations.setPrincipal(id, { tokenVersion: principal.tokenVersion, blocked: principal.blocked });
     await this.control.publish({ op: 'principal-revoked', id, tokenVersion: principal.tokenVersion });

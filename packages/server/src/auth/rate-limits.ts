@@ -57,23 +57,23 @@ export class RateLimits {
     });
   }
 
-  /** Throws RateLimitedError when the account or the IP has used up its failed logins. */
-  async checkLogin(account: string, ip: string): Promise<void> {
-    const [byAccount, byIp] = await Promise.all([this.loginPerAccount.get(account), this.loginPerIp.get(ip)]);
-    for (const [res, limit] of [
-      [byAccount, this.loginPerAccount.points],
-      [byIp, this.loginPerIp.points],
-    ] as const)
-      if (res && res.consumedPoints >= limit) throw new RateLimitedError(retryAfter(res));
+  /**
+   * Counts a login attempt against the account and the IP before the password is checked,
+   * so that parallel guesses cannot all pass a check made before any of them failed.
+   * Throws RateLimitedError when either has used up its attempts.
+   */
+  async loginAttempt(account: string, ip: string): Promise<void> {
+    const results = await Promise.allSettled([this.loginPerAccount.consume(account), this.loginPerIp.consume(ip)]);
+    for (const result of results)
+      if (result.status === 'rejected') {
+        if (result.reason instanceof RateLimiterRes) throw new RateLimitedError(retryAfter(result.reason));
+        throw result.reason;
+      }
   }
 
-  /** Counts a failed login against the account and the IP. */
-  async loginFailed(account: string, ip: string): Promise<void> {
-    await Promise.all([this.loginPerAccount.penalty(account, 1), this.loginPerIp.penalty(ip, 1)]);
-  }
-
-  async loginSucceeded(account: string): Promise<void> {
-    await this.loginPerAccount.delete(account);
+  /** A successful login clears the account's attempts and gives the IP its attempt back. */
+  async loginSucceeded(account: string, ip: string): Promise<void> {
+    await Promise.all([this.loginPerAccount.delete(account), this.loginPerIp.reward(ip, 1)]);
   }
 
   customerToken(ip: string): Promise<void> {

@@ -51,18 +51,46 @@ export function requireAdmin(config: GatehouseConfig, request: FastifyRequest): 
     throw new GatehouseError('TOKEN_INVALID', 'missing or wrong X-Admin-Key', { status: 401 });
 }
 
+/** Deepest nesting of objects and arrays a request body may have (metadata, extras). */
+const MAX_BODY_DEPTH = 32;
+
+/** Whether a parsed JSON value nests deeper than `max`; iterative, so any depth is safe to check. */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (!node || typeof node !== 'object') continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(node)) if (child && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/** What an error means for a client: status, code and a message safe to show (never a stack). */
+export interface ErrorDetails {
+  status: number;
+  code: string;
+  message: string;
+}
+
+/** Maps any error to its status and code; unexpected ones are logged and become 500 INTERNAL. */
+export function errorDetails(log: Logger, err: unknown): ErrorDetails {
+  if (isGatehouseError(err)) return { status: err.status, code: err.code, message: err.message };
+  const e = err as { validation?: unknown; statusCode?: number; code?: string; message?: string };
+  if (e.validation) return { status: 400, code: 'INVALID_REQUEST', message: e.message ?? 'invalid request' };
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: 'request body is too large' };
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500)
+    return { status: e.statusCode, code: 'INVALID_REQUEST', message: e.message ?? 'bad request' };
+  log.error({ err }, 'request failed');
+  return { status: 500, code: 'INTERNAL', message: 'internal error' };
+}
+
 /** Maps any error to a JSON body `{error, message}` with a 4xx/5xx status; never a stack trace. */
 export function sendError(reply: FastifyReply, log: Logger, err: unknown): FastifyReply {
   if (err instanceof RateLimitedError) reply.header('Retry-After', String(err.retryAfterSeconds));
-  if (isGatehouseError(err)) return reply.status(err.status).send({ error: err.code, message: err.message });
-  const e = err as { validation?: unknown; statusCode?: number; code?: string; message?: string };
-  if (e.validation) return reply.status(400).send({ error: 'INVALID_REQUEST', message: e.message });
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
-    return reply.status(413).send({ error: 'PAYLOAD_TOO_LARGE', message: 'request body is too large' });
-  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500)
-    return reply.status(e.statusCode).send({ error: 'INVALID_REQUEST', message: e.message ?? 'bad request' });
-  log.error({ err }, 'request failed');
-  return reply.status(500).send({ error: 'INTERNAL', message: 'internal error' });
+  const { status, code, message } = errorDetails(log, err);
+  return reply.status(status).send({ error: code, message });
 }
 
 export async function createRestApp(services: Services, log: Logger): Promise<RestApp> {
@@ -76,6 +104,10 @@ export async function createRestApp(services: Services, log: Logger): Promise<Re
     // Per-request lines would carry URLs with tokens (?token=…); errors are logged by sendError.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimit,
+    // Principal ids in paths may be 128 characters, each up to 12 when percent-encoded.
+    routerOptions: { maxParamLength: 1536 },
+    // Bad URLs and over-long params get the same JSON error shape as everything else.
+    frameworkErrors: (err, _request, reply) => sendError(reply, log, err),
     // One proxy hop (nginx): request.ip is the address it reports, as in the gateway's clientIp().
     trustProxy: config.server.trustProxy ? (_address: string, hop: number) => hop === 0 : false,
     ...(https ? { https } : {}),
@@ -84,6 +116,11 @@ export async function createRestApp(services: Services, log: Logger): Promise<Re
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as RestApp;
 
   app.setErrorHandler((err, _request, reply) => sendError(reply, log, err));
+  // A body nested thousands deep parses, but would overflow the stack when stored (JSON.stringify).
+  app.addHook('preValidation', async (request) => {
+    if (nestedDeeperThan(request.body, MAX_BODY_DEPTH))
+      throw new GatehouseError('INVALID_REQUEST', `request body is nested deeper than ${MAX_BODY_DEPTH} levels`);
+  });
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
   );

@@ -51,6 +51,9 @@ const MIGRATIONS: string[] = [
      WHERE client_msg_id IS NOT NULL;
    CREATE TABLE cursors (principal_id TEXT NOT NULL, device_type TEXT NOT NULL, conversation_id TEXT NOT NULL,
      seq INTEGER NOT NULL, PRIMARY KEY (principal_id, device_type, conversation_id)) WITHOUT ROWID;`,
+  // "Revoke all" (bumpTokenVersion) revokes every session and refresh token of a principal.
+  `CREATE INDEX login_sessions_principal ON login_sessions (principal_id);
+   CREATE INDEX refresh_tokens_principal ON refresh_tokens (principal_id);`,
 ];
 
 interface PrincipalRow {
@@ -253,9 +256,14 @@ export class SqliteStore implements Store {
     return this.getPrincipal(id);
   }
 
-  async bumpTokenVersion(id: string): Promise<PrincipalRecord | null> {
-    this.stmt('UPDATE principals SET token_version = token_version + 1 WHERE id = ?').run(id);
-    return this.getPrincipal(id);
+  async bumpTokenVersion(id: string, now: number): Promise<PrincipalRecord | null> {
+    return this.db.transaction(() => {
+      this.stmt('UPDATE principals SET token_version = token_version + 1 WHERE id = ?').run(id);
+      this.stmt('UPDATE login_sessions SET revoked_at = ? WHERE principal_id = ? AND revoked_at IS NULL').run(now, id);
+      this.stmt('UPDATE refresh_tokens SET used_at = ? WHERE principal_id = ? AND used_at IS NULL').run(now, id);
+      const row = this.stmt('SELECT * FROM principals WHERE id = ?').get(id) as PrincipalRow | undefined;
+      return row ? toPrincipal(row) : null;
+    })();
   }
 
   async countPrincipals(): Promise<Record<PrincipalKind, number>> {

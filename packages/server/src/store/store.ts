@@ -144,8 +144,12 @@ export interface Store {
   ): Promise<PrincipalRecord | 'conflict'>;
   setLastLogin(id: string, now: number): Promise<void>;
   setBlocked(id: string, blocked: boolean): Promise<PrincipalRecord | null>;
-  /** Increments the token version; every token issued before is refused from then on. */
-  bumpTokenVersion(id: string): Promise<PrincipalRecord | null>;
+  /**
+   * Increments the token version and, in the same transaction, revokes every login session
+   * of the principal and marks their refresh tokens used: every token issued before —
+   * access and refresh — is refused from then on.
+   */
+  bumpTokenVersion(id: string, now: number): Promise<PrincipalRecord | null>;
   countPrincipals(): Promise<Record<PrincipalKind, number>>;
 
   createLoginSession(session: LoginSessionRecord): Promise<void>;

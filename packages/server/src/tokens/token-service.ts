@@ -166,8 +166,14 @@ export class TokenService {
         const parsed = JSON.parse(Buffer.from(header, 'base64url').toString('utf8')) as {
           alg?: unknown;
           kid?: unknown;
+          crit?: unknown;
         };
-        if (typeof parsed.alg === 'string' && this.options.algorithms.includes(parsed.alg)) {
+        // No header extension is understood here, so any `crit` means refuse (RFC 7515 §4.1.11).
+        if (
+          typeof parsed.alg === 'string' &&
+          this.options.algorithms.includes(parsed.alg) &&
+          parsed.crit === undefined
+        ) {
           if (typeof parsed.kid === 'string') key = this.ring.byKid.get(parsed.kid) ?? null;
           else {
             const candidates = [...this.ring.byKid.values()].filter((k) => k.alg === parsed.alg);

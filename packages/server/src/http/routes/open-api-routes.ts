@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { isGatehouseError } from '../../errors.js';
 import type { Services } from '../../services.js';
-import type { RestApp } from '../rest-app.js';
+import { errorDetails, type RestApp } from '../rest-app.js';
 
 const UserLoginBody = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 128 }),
@@ -17,6 +17,11 @@ export function registerOpenApiUserRoutes(app: RestApp, services: Services): voi
     '/openapi/v1/user/login',
     {
       attachValidation: true,
+      // Unreadable bodies (bad JSON, too large) are answered in the route's shape too.
+      errorHandler: (err, _request, reply) => {
+        const { status, code, message } = errorDetails(services.log, err);
+        return reply.status(status).send({ code: status, msg: message, error: code });
+      },
       schema: {
         summary: "Create or update the app's user and issue its token",
         security: [{ appKey: [] }],

@@ -28,7 +28,8 @@ const CustomerBody = Type.Object({
 });
 
 const CustomerRefreshBody = Type.Object({
-  refreshToken: Type.String({ minLength: 1, maxLength: 512 }),
+  // Optional in the schema so that a call without it is a 401 (SPEC §2), not a 400.
+  refreshToken: Type.Optional(Type.String({ maxLength: 512 })),
   customerId: Type.Optional(Id),
   channel: Type.Optional(Type.String({ maxLength: 64 })),
 });
@@ -86,7 +87,11 @@ export function registerPublicRoutes(app: RestApp, services: Services): void {
     '/api/v1/public/customer-token',
     { schema: { summary: 'Anonymous customer token and a new support session', body: CustomerTokenBody } },
     async (request) => {
-      const { name, channel, ...contact } = request.body as Static<typeof CustomerTokenBody>;
+      const { name, channel, email, phone, channelUserId } = request.body as Static<typeof CustomerTokenBody>;
+      // Only the listed contact fields are kept; unknown fields are ignored, not stored.
+      const contact = Object.fromEntries(
+        Object.entries({ email, phone, channelUserId }).filter(([, value]) => value !== undefined),
+      );
       return newCustomer(name, channel, contact, request.ip);
     },
   );
@@ -101,7 +106,9 @@ export function registerPublicRoutes(app: RestApp, services: Services): void {
     },
   );
 
-  async function customerRefresh(customerId: string | undefined, refreshToken: string) {
+  async function customerRefresh(customerId: string | undefined, refreshToken: string | undefined) {
+    if (!refreshToken)
+      throw new GatehouseError('MISSING_TOKEN', 'refreshToken is required: a customer id alone never mints a token');
     const issued = await auth.refresh(refreshToken, {
       kind: 'customer',
       ...(customerId ? { principalId: customerId } : {}),

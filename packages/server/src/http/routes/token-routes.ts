@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { isGatehouseError } from '../../errors.js';
 import type { Services } from '../../services.js';
-import { type RestApp, requireAccessToken } from '../rest-app.js';
+import { errorDetails, type RestApp, requireAccessToken } from '../rest-app.js';
 
 /** Refresh rotation, connect tickets and logout (SPEC §1–§2). */
 export function registerTokenRoutes(app: RestApp, services: Services): void {
@@ -10,6 +10,11 @@ export function registerTokenRoutes(app: RestApp, services: Services): void {
     '/api/refresh-token',
     {
       attachValidation: true,
+      // Unreadable bodies (bad JSON, too large) are answered in the route's shape too.
+      errorHandler: (err, _request, reply) => {
+        const { status, code, message } = errorDetails(services.log, err);
+        return reply.status(status).send({ code: status, body: null, error: code, err_msg: message });
+      },
       schema: {
         summary: 'Rotate a refresh token: new access and refresh tokens; a reused one revokes the session',
         body: Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) }),
