@@ -127,10 +127,13 @@ export class Messaging {
         eventFrame('message', record.body),
         senderConnection,
       );
-      if (entry?.conversation.kind === 'support' && entry.conversation.status === 'open' && from.kind === 'customer')
+      if (entry?.conversation.kind === 'support' && entry.conversation.status === 'open' && from.kind === 'customer') {
+        // The cached record's lastSeq is from when it was loaded; this message is the last one now.
+        const session = this.describeSession({ ...entry.conversation, lastSeq: record.seq }, from);
         this.delivery.publishToAgents(
-          `{"type":"session_waiting","code":200,"session":${JSON.stringify(this.describeSession(entry.conversation, from))},"message":${record.body}}`,
+          `{"type":"session_waiting","code":200,"session":${JSON.stringify(session)},"message":${record.body}}`,
         );
+      }
     };
     return { ack, publish };
   }
