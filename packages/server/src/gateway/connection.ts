@@ -66,6 +66,27 @@ export class Connection {
     this.sendRaw(JSON.stringify(frame));
   }
 
+  /**
+   * Resolves once the bytes written so far have been handed to the kernel, or the socket
+   * closed. For bulk writes (offline replay) that must not exceed `maxBufferedBytes` in one
+   * turn: the frame writer would take that for a client that stopped reading.
+   */
+  drained(): Promise<void> {
+    return new Promise((resolve) => {
+      // The frame writer uncorks at the end of this turn; look after it has.
+      setImmediate(() => {
+        if (this.closed || !this.socket.writableNeedDrain) return resolve();
+        const done = () => {
+          this.socket.off('drain', done);
+          this.socket.off('close', done);
+          resolve();
+        };
+        this.socket.on('drain', done);
+        this.socket.on('close', done);
+      });
+    });
+  }
+
   /** Closes once; later calls do nothing. */
   close(code: number, reason: string): void {
     if (this.closed) return;

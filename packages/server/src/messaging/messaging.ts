@@ -127,10 +127,13 @@ export class Messaging {
         eventFrame('message', record.body),
         senderConnection,
       );
-      if (entry?.conversation.kind === 'support' && entry.conversation.status === 'open' && from.kind === 'customer')
+      if (entry?.conversation.kind === 'support' && entry.conversation.status === 'open' && from.kind === 'customer') {
+        // The cached record's lastSeq is from when it was loaded; this message is the last one now.
+        const session = this.describeSession({ ...entry.conversation, lastSeq: record.seq }, from);
         this.delivery.publishToAgents(
-          `{"type":"session_waiting","code":200,"session":${JSON.stringify(this.describeSession(entry.conversation, from))},"message":${record.body}}`,
+          `{"type":"session_waiting","code":200,"session":${JSON.stringify(session)},"message":${record.body}}`,
         );
+      }
     };
     return { ack, publish };
   }
@@ -194,7 +197,15 @@ export class Messaging {
           rows.shift();
           truncated.push(conversationId);
         }
-        for (const row of rows) conn.sendFrame(encodeTextFrame(eventFrame('offline_message', row.body)));
+        for (const row of rows) {
+          conn.sendFrame(encodeTextFrame(eventFrame('offline_message', row.body)));
+          // A backlog larger than the buffer limit goes out in steps, each once the last has left:
+          // written at once it would get a reading client cut off as a slow one.
+          if (conn.socket.writableLength >= conn.maxBufferedBytes / 2) {
+            await conn.drained();
+            if (conn.closed) return;
+          }
+        }
         count += rows.length;
         const last = rows.at(-1);
         if (last) replayedUpTo.set(conversationId, last.seq);
@@ -265,7 +276,8 @@ export class Messaging {
     if (result === 'taken') throw new GatehouseError('CONFLICT', 'another agent has claimed this session');
     this.directory.invalidate(sessionId);
     await this.control.publish({ op: 'conversation-changed', id: sessionId });
-    for (const conn of agentConnections) await this.replay(conn, [sessionId]);
+    // Not awaited: a replay waits for the socket to take it, and a stalled device must not hold the claim.
+    for (const conn of agentConnections) void this.replay(conn, [sessionId]);
     return (await this.store.getConversation(sessionId)) as ConversationRecord;
   }
 
