@@ -21,7 +21,10 @@ async function gatehouse(args: string[], env: Record<string, string> = {}) {
 }
 
 /** Starts `gatehouse serve` and resolves with its URL and everything it printed up to the ready lines. */
-function serve(dataDir: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string; output: string }> {
+function serve(
+  dataDir: string,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; url: string; output: string }> {
   const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--data-dir', dataDir], {
     env: { ...process.env, GATEHOUSE_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -88,10 +91,34 @@ describe('the gatehouse CLI', () => {
   });
 
   it('adds users, creates app keys, issues and decodes tokens against the data folder', async () => {
-    const added = await gatehouse(['user', 'add', '--kind', 'agent', '--username', 'cli-agent', '--password', 'pw-123456', '--name', 'CLI Agent', '--data-dir', dataDir]);
+    const added = await gatehouse([
+      'user',
+      'add',
+      '--kind',
+      'agent',
+      '--username',
+      'cli-agent',
+      '--password',
+      'pw-123456',
+      '--name',
+      'CLI Agent',
+      '--data-dir',
+      dataDir,
+    ]);
     assert.equal(added.code, 0, added.stderr);
     assert.match(added.stdout, /created agent cli-agent \(CLI Agent\)/);
-    const duplicate = await gatehouse(['user', 'add', '--kind', 'agent', '--username', 'cli-agent', '--password', 'x', '--data-dir', dataDir]);
+    const duplicate = await gatehouse([
+      'user',
+      'add',
+      '--kind',
+      'agent',
+      '--username',
+      'cli-agent',
+      '--password',
+      'x',
+      '--data-dir',
+      dataDir,
+    ]);
     assert.notEqual(duplicate.code, 0);
     assert.match(duplicate.stderr, /already exists/);
 
@@ -99,7 +126,18 @@ describe('the gatehouse CLI', () => {
     assert.equal(key.code, 0, key.stderr);
     assert.match(key.stdout.trim().split('\n').at(-1) ?? '', /^gak_[A-Za-z0-9_-]{20,}$/);
 
-    const issued = await gatehouse(['token', 'issue', '--sub', 'cli-agent', '--kind', 'agent', '--ttl', '1h', '--data-dir', dataDir]);
+    const issued = await gatehouse([
+      'token',
+      'issue',
+      '--sub',
+      'cli-agent',
+      '--kind',
+      'agent',
+      '--ttl',
+      '1h',
+      '--data-dir',
+      dataDir,
+    ]);
     assert.equal(issued.code, 0, issued.stderr);
     const token = issued.stdout.trim();
     const decoded = await gatehouse(['token', 'decode', token]);
@@ -127,12 +165,25 @@ describe('the gatehouse CLI', () => {
   });
 
   it('rejects bad usage with exit code 64 and a message', async () => {
-    const res = await gatehouse(['user', 'add', '--kind', 'wizard', '--username', 'u', '--password', 'p', '--data-dir', dataDir]);
+    const res = await gatehouse([
+      'user',
+      'add',
+      '--kind',
+      'wizard',
+      '--username',
+      'u',
+      '--password',
+      'p',
+      '--data-dir',
+      dataDir,
+    ]);
     assert.equal(res.code, 64);
     assert.match(res.stderr, /--kind must be agent or user/);
     const unknown = await gatehouse(['frobnicate']);
     assert.equal(unknown.code, 64);
-    const badEnv = await gatehouse(['app-key', 'create', '--name', 'x', '--data-dir', dataDir], { GATEHOUSE_SERVER_PORT: 'eighty' });
+    const badEnv = await gatehouse(['app-key', 'create', '--name', 'x', '--data-dir', dataDir], {
+      GATEHOUSE_SERVER_PORT: 'eighty',
+    });
     assert.equal(badEnv.code, 1);
     assert.match(badEnv.stderr, /GATEHOUSE_SERVER_PORT/);
     assert.ok(readFileSync(join(dataDir, 'keys.json'), 'utf8').includes('HS256'));

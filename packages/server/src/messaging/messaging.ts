@@ -283,8 +283,7 @@ export class Messaging {
 
   async closeSession(agent: PrincipalInfo, sessionId: string): Promise<void> {
     const conversation = await this.store.getConversation(sessionId);
-    if (!conversation || conversation.kind !== 'support')
-      throw new GatehouseError('NOT_FOUND', 'no such support session');
+    if (conversation?.kind !== 'support') throw new GatehouseError('NOT_FOUND', 'no such support session');
     if (conversation.agentId !== agent.id)
       throw new GatehouseError('FORBIDDEN', 'only the agent who claimed it can close it');
     await this.store.closeSupport(sessionId);
@@ -335,7 +334,7 @@ export class Messaging {
   /** A group the caller may manage: an admin any, an app the groups whose members are all its users. */
   private async groupFor(conversationId: string, appKeyId: string | null): Promise<ConversationEntry> {
     const entry = await this.directory.get(conversationId);
-    if (!entry || entry.conversation.kind !== 'group') throw new GatehouseError('NOT_FOUND', 'no such group');
+    if (entry?.conversation.kind !== 'group') throw new GatehouseError('NOT_FOUND', 'no such group');
     if (appKeyId !== null)
       await this.checkGroupMembers(entry.memberList, appKeyId).catch(() => {
         throw new GatehouseError('FORBIDDEN', 'this group has members of another app');
