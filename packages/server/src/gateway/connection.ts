@@ -29,6 +29,10 @@ export class Connection {
   rateDrops = 0;
   closed = false;
   replay: ReplayState | null = null;
+  /** Replays of this socket run one after another (login replay, then a claim's backlog). */
+  replayQueue: Promise<void> = Promise.resolve();
+  /** Settles when this socket's previous `message` entered the group commit: sends keep their order. */
+  sendOrder: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: string,

@@ -40,7 +40,7 @@ export function messageFrameHandlers(messaging: Messaging): Record<'message' | '
           data: frame.data,
           clientMsgId: optionalString(frame.client_msg_id, 'client_msg_id', 128),
         },
-        conn.id,
+        conn,
       );
       conn.sendRaw(okReply(frame, 'ack', ack));
       publish();

@@ -71,12 +71,42 @@ export class Messaging {
   async send(
     from: PrincipalInfo,
     input: SendInput,
-    senderConnection: string | null,
+    sender: Pick<Connection, 'id' | 'sendOrder'>,
+  ): Promise<{ ack: Ack; publish: () => void }> {
+    // Checks below may await the store a different number of times per message; this socket's
+    // messages still enter the group commit in the order they arrived, so their seqs keep it.
+    const previous = sender.sendOrder;
+    let entered!: () => void;
+    sender.sendOrder = new Promise((resolve) => {
+      entered = resolve;
+    });
+    try {
+      return await this.sendInOrder(from, input, sender.id, previous, entered);
+    } finally {
+      entered();
+    }
+  }
+
+  private async sendInOrder(
+    from: PrincipalInfo,
+    input: SendInput,
+    senderConnection: string,
+    previous: Promise<void>,
+    entered: () => void,
   ): Promise<{ ack: Ack; publish: () => void }> {
     if (input.text === null && input.data === undefined)
       throw new GatehouseError('INVALID_REQUEST', 'a message needs text or data');
     if (input.text !== null && Buffer.byteLength(input.text) > this.config.messages.maxTextBytes)
       throw new GatehouseError('PAYLOAD_TOO_LARGE', `text exceeds ${this.config.messages.maxTextBytes} bytes`);
+    // Serialized now, so data that cannot be (nested too deep) fails this send alone, not a batch.
+    let dataJson: string | null = null;
+    if (input.data !== undefined) {
+      try {
+        dataJson = JSON.stringify(input.data);
+      } catch {
+        throw new GatehouseError('INVALID_REQUEST', 'data cannot be stored (nested too deeply)');
+      }
+    }
     let conversationId: string;
     let createDirect: { members: [string, string] } | undefined;
     let members: string[];
@@ -97,25 +127,25 @@ export class Messaging {
     }
     const ts = this.clock.now();
     const id = randomUUID();
-    const { record, duplicate } = await this.writer.append({
+    const head = `{"id":"${id}","conversation_id":${JSON.stringify(conversationId)},"seq":`;
+    const tail =
+      `,"from":${JSON.stringify(from)},"text":${JSON.stringify(input.text)}` +
+      (dataJson !== null ? `,"data":${dataJson}` : '') +
+      `,"ts":${ts}` +
+      (input.clientMsgId !== null ? `,"client_msg_id":${JSON.stringify(input.clientMsgId)}` : '') +
+      '}';
+    await previous;
+    const appended = this.writer.append({
       id,
       conversationId,
       fromId: from.id,
       clientMsgId: input.clientMsgId,
       ts,
       ...(createDirect ? { createDirect } : {}),
-      serialize: (seq) =>
-        JSON.stringify({
-          id,
-          conversation_id: conversationId,
-          seq,
-          from,
-          text: input.text,
-          ...(input.data !== undefined ? { data: input.data } : {}),
-          ts,
-          ...(input.clientMsgId !== null ? { client_msg_id: input.clientMsgId } : {}),
-        }),
+      serialize: (seq) => head + seq + tail,
     });
+    entered();
+    const { record, duplicate } = await appended;
     const ack = { message_id: record.id, conversation_id: conversationId, seq: record.seq, ts: record.ts };
     const publish = () => {
       // A duplicate was delivered the first time.
@@ -181,6 +211,13 @@ export class Messaging {
    * minus those the replay already sent.
    */
   async replay(conn: Connection, conversationIds?: string[]): Promise<void> {
+    const run = conn.replayQueue.then(() => this.replayNow(conn, conversationIds));
+    conn.replayQueue = run.catch(() => {});
+    return run;
+  }
+
+  private async replayNow(conn: Connection, conversationIds?: string[]): Promise<void> {
+    if (conn.closed) return;
     const principal = conn.principal as PrincipalInfo;
     const state = { pending: [] as { conversationId: string; seq: number; frame: Buffer }[] };
     conn.replay = state;
