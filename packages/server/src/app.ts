@@ -28,6 +28,7 @@ import { Messaging } from './messaging/messaging.js';
 import { PresenceNotifier } from './messaging/presence-notifier.js';
 import { Metrics } from './metrics.js';
 import type { Services } from './services.js';
+import { PostgresStore } from './store/postgres-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { keyRingFrom, loadOrCreateKeysFile } from './tokens/signing-keys.js';
@@ -61,13 +62,23 @@ function resolveAdminKey(config: GatehouseConfig, dataDir: string): { key: strin
   return { key, generated: true };
 }
 
-function createStore(config: GatehouseConfig, dataDir: string): Store {
+function createStore(config: GatehouseConfig, dataDir: string, log: Logger): Store {
   const url = config.store.url;
   if (!url || url.startsWith('sqlite:')) {
     const file = url ? url.replace(/^sqlite:(\/\/)?/, '') : join(dataDir, 'gatehouse.db');
     return new SqliteStore(file === ':memory:' ? file : resolve(file));
   }
-  throw new TypeError(`store.url "${url.split(':')[0]}:…" is not supported (use sqlite:PATH or leave empty)`);
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://'))
+    return new PostgresStore({
+      url,
+      poolSize: config.store.poolSize,
+      connectTimeoutMs: ms(config, 'store.connectTimeout'),
+      queryTimeoutMs: ms(config, 'store.queryTimeout'),
+      onError: (err) => log.warn({ err }, 'a PostgreSQL connection was lost; the pool will open a new one'),
+    });
+  throw new TypeError(
+    `store.url "${url.split(':')[0]}:…" is not supported (use sqlite:PATH, postgres://… or leave empty)`,
+  );
 }
 
 /** Slots and presence live where every node can reach them: PostgreSQL when the store is there. */
@@ -115,8 +126,13 @@ export class Gatehouse {
     const admin = resolveAdminKey(config, dataDir);
     const resolvedConfig: GatehouseConfig = { ...config, adminKey: admin.key };
 
-    const store = createStore(resolvedConfig, dataDir);
-    await store.migrate();
+    const store = createStore(resolvedConfig, dataDir, log);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
     const broker = createBroker(resolvedConfig, log);
     const nodeId = resolvedConfig.nodeId || `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
     const tokens = new TokenService(

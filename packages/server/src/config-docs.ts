@@ -11,7 +11,11 @@ export const CONFIG_DESCRIPTIONS: Record<string, string> = {
   dataDir: 'Folder for the SQLite file, the generated signing keys and the generated admin key.',
   nodeId: 'Name of this node in logs and admin listings (default: host-pid-random).',
   adminKey: 'The `X-Admin-Key`; generated into `<dataDir>/admin-key` and printed once when empty.',
-  'store.url': 'Empty or `sqlite:PATH` for the embedded SQLite store (default `<dataDir>/gatehouse.db`).',
+  'store.url':
+    'Empty or `sqlite:PATH` for the embedded SQLite store (default `<dataDir>/gatehouse.db`); `postgres://USER:PASSWORD@HOST:PORT/DB` for PostgreSQL (several nodes).',
+  'store.poolSize': 'PostgreSQL: connections each node keeps at most.',
+  'store.connectTimeout': 'PostgreSQL: a new connection not made within this fails the call (and `/readyz`).',
+  'store.queryTimeout': 'PostgreSQL: a statement unanswered within this fails the call; its connection is dropped.',
   'broker.url': '`memory://` (in-process, one node), `redis://HOST:PORT` or `nats://HOST:PORT` (a cluster).',
   'broker.prefix': 'Channel/subject prefix, one per cluster sharing a broker server (letters, digits, `_`, `-`, dots).',
   'tokens.issuer': 'JWT `iss` written and required.',

@@ -26,7 +26,16 @@ export const DEFAULT_CONFIG = {
   dataDir: './data',
   nodeId: '',
   adminKey: '',
-  store: { url: '' },
+  store: {
+    /** Empty: SQLite in the data folder; `sqlite:PATH`; or `postgres://user:pass@host:5432/db` (scale-out). */
+    url: '',
+    /** PostgreSQL only: connections each node keeps at most (group commit needs few). */
+    poolSize: 10,
+    /** PostgreSQL only: a new connection not established within this fails the call (the node turns not-ready). */
+    connectTimeout: '5s',
+    /** PostgreSQL only: a statement unanswered this long fails the call and its connection is dropped. */
+    queryTimeout: '15s',
+  },
   broker: {
     /** `memory://` (one process only), `redis://[:password@]host:port[/db]` or `nats://host:port`. */
     url: 'memory://',
@@ -99,6 +108,8 @@ export type ConfigInput = DeepPartial<GatehouseConfig>;
 
 /** Keys holding durations ("5s", "30d" or milliseconds); `ms()` reads them as numbers. */
 export const DURATION_KEYS = [
+  'store.connectTimeout',
+  'store.queryTimeout',
   'tokens.clockTolerance',
   'tokens.ttl.user',
   'tokens.ttl.agent',
@@ -225,4 +236,6 @@ function validate(config: GatehouseConfig): void {
   if (config.server.tlsCert && !config.server.tlsKey) throw new TypeError('server.tlsCert needs server.tlsKey');
   checkPrefix(config.broker.prefix);
   if (config.ws.maxFrameBytes < 256) throw new TypeError('ws.maxFrameBytes must be at least 256');
+  if (!Number.isInteger(config.store.poolSize) || config.store.poolSize < 1)
+    throw new TypeError('store.poolSize must be a whole number of at least 1');
 }

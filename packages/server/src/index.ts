@@ -7,5 +7,6 @@ export { type Clock, ManualClock, systemClock } from './clock.js';
 export { DEFAULT_CONFIG, envName, type GatehouseConfig, loadConfig } from './config.js';
 export { GatehouseError } from './errors.js';
 export type { Services } from './services.js';
+export { PostgresStore, type PostgresStoreOptions } from './store/postgres-store.js';
 export { SqliteStore } from './store/sqlite-store.js';
 export type { Store } from './store/store.js';
