@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Clients, imUsers, sendMessage } from './helpers/messaging.js';
-import { startServer, type TestServer } from './helpers/test-server.js';
+import { api, startServer, type TestServer } from './helpers/test-server.js';
 
 describe('message input that cannot be stored', () => {
   let server: TestServer;
@@ -35,5 +35,29 @@ describe('message input that cannot be stored', () => {
     assert.equal((await b.client.next('message')).message.text, 'after');
     const again = await sendMessage(a.client, { to: 'deep-b', text: 'still fine' });
     assert.equal(again.code, 200);
+  });
+
+  it('refuses NUL characters in ids and REST input before they reach the store', async () => {
+    const { tokens, appKey } = await imUsers(server, ['nul-a', 'nul-b']);
+    const a = await clients.device(server, '/ws', tokens['nul-a'] as string);
+    const bad = await sendMessage(a.client, { to: 'nul-b', text: 'x', client_msg_id: 'id\u0000' });
+    assert.equal(bad.code, 400);
+    assert.equal(bad.error, 'INVALID_REQUEST');
+    const badTo = await sendMessage(a.client, { to: 'nul-b\u0000', text: 'x' });
+    assert.equal(badTo.error, 'INVALID_REQUEST');
+    // NUL inside text is fine: it is stored escaped in the message JSON.
+    const ok = await sendMessage(a.client, { to: 'nul-b', text: 'a\u0000b' });
+    assert.equal(ok.code, 200);
+    const rest = await api(server, 'POST', '/openapi/v1/user/login', {
+      headers: { 'x-app-key': appKey },
+      body: { id: 'nul\u0000user', nickname: 'N', device: 'im_web' },
+    });
+    assert.equal(rest.status, 400);
+    const admin = await api(server, 'POST', '/api/v1/admin/principals/a%00b/kick', {
+      headers: { 'x-admin-key': server.adminKey },
+      body: {},
+    });
+    assert.equal(admin.status, 400);
+    assert.equal(admin.body.error, 'INVALID_REQUEST');
   });
 });

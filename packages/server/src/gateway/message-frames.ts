@@ -8,8 +8,12 @@ const MAX_HISTORY_PAGE = 200;
 
 function optionalString(value: unknown, name: string, max = 256): string | null {
   if (value === undefined || value === null) return null;
-  if (typeof value !== 'string' || value.length === 0 || value.length > max)
-    throw new GatehouseError('INVALID_REQUEST', `${name} must be a non-empty string of at most ${max} characters`);
+  // NUL is refused because PostgreSQL text cannot hold it: one such id must not fail a whole batch.
+  if (typeof value !== 'string' || value.length === 0 || value.length > max || value.includes('\u0000'))
+    throw new GatehouseError(
+      'INVALID_REQUEST',
+      `${name} must be a non-empty string of at most ${max} characters, without NUL`,
+    );
   return value;
 }
 

@@ -26,8 +26,8 @@ function stringField(frame: RequestFrame, name: string, required = true): string
     if (required) throw new GatehouseError('INVALID_REQUEST', `${name} is required`);
     return null;
   }
-  if (typeof value !== 'string' || value.length > 4096)
-    throw new GatehouseError('INVALID_REQUEST', `${name} must be a string`);
+  if (typeof value !== 'string' || value.length > 4096 || value.includes('\u0000'))
+    throw new GatehouseError('INVALID_REQUEST', `${name} must be a string without NUL characters`);
   return value;
 }
 

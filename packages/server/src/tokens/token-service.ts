@@ -198,10 +198,12 @@ export class TokenService {
     const aud = c.aud;
     if (!(aud === this.options.audience || (Array.isArray(aud) && aud.includes(this.options.audience))))
       return invalid('token audience is not accepted');
-    if (typeof c.sub !== 'string' || c.sub.length === 0 || c.sub.length > 256) return invalid('token has no subject');
+    if (typeof c.sub !== 'string' || c.sub.length === 0 || c.sub.length > 256 || c.sub.includes('\u0000'))
+      return invalid('token has no subject');
     if (typeof c.kind !== 'string' || !PRINCIPAL_KINDS.includes(c.kind as PrincipalKind))
       return invalid('token has no principal kind');
-    if (typeof c.sid !== 'string' || c.sid.length === 0) return invalid('token has no session id');
+    if (typeof c.sid !== 'string' || c.sid.length === 0 || c.sid.length > 256 || c.sid.includes('\u0000'))
+      return invalid('token has no session id');
     if (typeof c.exp !== 'number' || typeof c.iat !== 'number') return invalid('token has no exp or iat');
     for (const optional of ['dev', 'did', 'name'] as const)
       if (c[optional] !== undefined && typeof c[optional] !== 'string')
