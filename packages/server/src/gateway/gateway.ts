@@ -310,7 +310,9 @@ export class Gateway implements FrameContext {
     this.slots.claimSlot(slot, conn.id).then(
       (previous) => {
         if (previous && previous.node !== this.nodeId)
-          return this.control.publish({ op: 'evict', connectionId: previous.connectionId, node: previous.node });
+          this.control
+            .publish({ op: 'evict', connectionId: previous.connectionId, node: previous.node })
+            .catch((err) => this.log.warn({ err }, 'evict publish failed'));
       },
       (err) => this.log.warn({ err }, 'cluster slot claim failed; the local slot still holds'),
     );
