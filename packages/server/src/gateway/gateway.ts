@@ -56,6 +56,8 @@ export class Gateway implements FrameContext {
   private readonly handlers = new Map<string, FrameHandler>();
   private readonly allowedOrigins: Set<string>;
   private stopSweep: (() => void) | null = null;
+  /** The tail of each slot's chain of cluster claims and releases (see inSlotOrder). */
+  private readonly slotTasks = new Map<string, Promise<void>>();
   private closing = false;
   private readonly timing: {
     authTimeout: number;
@@ -284,8 +286,11 @@ export class Gateway implements FrameContext {
       ws.on('close', () => {
         conn.closed = true;
         this.registry.remove(conn);
-        if (conn.slot)
-          this.slots.releaseSlot(conn.slot, conn.id).catch((err) => this.log.warn({ err }, 'slot release failed'));
+        const slot = conn.slot;
+        if (slot)
+          this.inSlotOrder(slot, () =>
+            this.slots.releaseSlot(slot, conn.id).catch((err) => this.log.warn({ err }, 'slot release failed')),
+          );
         this.hooks.onClosed?.(conn);
       });
       if (auth) {
@@ -307,15 +312,31 @@ export class Gateway implements FrameContext {
    * the last claim wins, and a holder it displaced on another node is evicted there.
    */
   private claimClusterSlot(conn: Connection, slot: string): void {
-    this.slots.claimSlot(slot, conn.id).then(
-      (previous) => {
-        if (previous && previous.node !== this.nodeId)
-          this.control
-            .publish({ op: 'evict', connectionId: previous.connectionId, node: previous.node })
-            .catch((err) => this.log.warn({ err }, 'evict publish failed'));
-      },
-      (err) => this.log.warn({ err }, 'cluster slot claim failed; the local slot still holds'),
+    this.inSlotOrder(slot, () =>
+      this.slots.claimSlot(slot, conn.id).then(
+        (previous) => {
+          if (previous && previous.node !== this.nodeId)
+            this.control
+              .publish({ op: 'evict', connectionId: previous.connectionId, node: previous.node })
+              .catch((err) => this.log.warn({ err }, 'evict publish failed'));
+        },
+        (err) => this.log.warn({ err }, 'cluster slot claim failed; the local slot still holds'),
+      ),
     );
+  }
+
+  /**
+   * Runs this node's cluster claims and releases of one slot one after the other, in the order
+   * the local registry saw them: were a newer local socket's claim to land first, the older
+   * (already replaced) socket's claim would take the slot from it without evicting it, and a
+   * later claim on another node would then evict the newer one and leave the device no socket.
+   */
+  private inSlotOrder(slot: string, task: () => Promise<void>): void {
+    const next = (this.slotTasks.get(slot) ?? Promise.resolve()).then(task);
+    this.slotTasks.set(slot, next);
+    next.then(() => {
+      if (this.slotTasks.get(slot) === next) this.slotTasks.delete(slot);
+    });
   }
 
   checkKind(conn: Connection, auth: AuthContext): void {
