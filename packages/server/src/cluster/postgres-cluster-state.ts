@@ -46,6 +46,10 @@ export class PostgresClusterState implements ClusterState {
     } finally {
       client.release();
     }
+    // A node that starts has no connection yet: what its id left behind (a crash, then a
+    // restart with the same node id) must not count again once its heartbeat is fresh.
+    await this.pool.query('DELETE FROM gh_presence WHERE node = $1', [this.node]);
+    await this.pool.query('DELETE FROM gh_device_slots WHERE node = $1', [this.node]);
     await this.heartbeat();
     this.timer = setInterval(() => {
       this.heartbeat().catch((err) => this.log.warn({ err }, 'cluster state: heartbeat failed'));
