@@ -53,6 +53,10 @@ export function registerAdminRoutes(app: RestApp, services: Services): void {
         params: PrincipalParams,
         body: Type.Optional(Type.Object({ deviceType: Type.Optional(Type.String({ maxLength: 128 })) })),
       },
+      // The body is optional: a bare POST kicks every socket (validation would refuse `undefined`).
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
     },
     async (request) => {
       const deviceType = request.body?.deviceType;
