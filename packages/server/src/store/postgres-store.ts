@@ -1,5 +1,21 @@
 import type { PrincipalKind } from '@gatehouse/protocol';
 import pg from 'pg';
+import {
+  type AppKeyRow,
+  type ConversationRow,
+  type LoginSessionRow,
+  type MessageRow,
+  type PrincipalRow,
+  type RefreshRow,
+  type TicketRow,
+  toAppKey,
+  toConversation,
+  toLoginSession,
+  toMessage,
+  toPrincipal,
+  toRefresh,
+  toTicket,
+} from './rows.js';
 import type {
   AppendResult,
   AppKeyRecord,
@@ -78,141 +94,13 @@ types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
 
-interface PrincipalRow {
-  id: string;
-  kind: PrincipalKind;
-  name: string;
-  password_hash: string | null;
-  app_key_id: string | null;
-  avatar: string | null;
-  extras: unknown;
-  token_version: number;
-  blocked: boolean;
-  created_at: number;
-  last_login_at: number | null;
-}
+type PgPrincipalRow = PrincipalRow & { extras: unknown; blocked: boolean };
 
-const toPrincipal = (row: PrincipalRow): PrincipalRecord => ({
-  id: row.id,
-  kind: row.kind,
-  name: row.name,
-  passwordHash: row.password_hash,
-  appKeyId: row.app_key_id,
-  avatar: row.avatar,
-  extras: row.extras,
-  tokenVersion: row.token_version,
-  blocked: row.blocked,
-  createdAt: row.created_at,
-  lastLoginAt: row.last_login_at,
-});
+const principalFrom = (row: PgPrincipalRow): PrincipalRecord => toPrincipal(row, row.extras ?? null, row.blocked);
 
 /** JSONB parameter: SQL NULL for null/undefined, else the JSON text (pg would turn arrays into SQL arrays). */
 const jsonParam = (value: unknown): string | null =>
   value === null || value === undefined ? null : JSON.stringify(value);
-
-interface LoginSessionRow {
-  sid: string;
-  principal_id: string;
-  kind: PrincipalKind;
-  device_type: string | null;
-  device_id: string | null;
-  created_at: number;
-  revoked_at: number | null;
-}
-
-interface RefreshRow {
-  hash: string;
-  family_id: string;
-  sid: string;
-  principal_id: string;
-  kind: PrincipalKind;
-  device_type: string | null;
-  device_id: string | null;
-  created_at: number;
-  expires_at: number;
-  used_at: number | null;
-}
-
-const toRefresh = (row: RefreshRow): RefreshTokenRecord => ({
-  hash: row.hash,
-  familyId: row.family_id,
-  sid: row.sid,
-  principalId: row.principal_id,
-  kind: row.kind,
-  deviceType: row.device_type,
-  deviceId: row.device_id,
-  createdAt: row.created_at,
-  expiresAt: row.expires_at,
-  usedAt: row.used_at,
-});
-
-interface TicketRow {
-  hash: string;
-  principal_id: string;
-  kind: PrincipalKind;
-  name: string;
-  sid: string;
-  token_version: number;
-  device_type: string | null;
-  device_id: string | null;
-  token_expires_at: number;
-  expires_at: number;
-}
-
-interface ConversationRow {
-  id: string;
-  kind: ConversationRecord['kind'];
-  name: string | null;
-  last_seq: number;
-  created_at: number;
-  customer_id: string | null;
-  agent_id: string | null;
-  status: ConversationRecord['status'];
-}
-
-const toConversation = (row: ConversationRow): ConversationRecord => ({
-  id: row.id,
-  kind: row.kind,
-  name: row.name,
-  lastSeq: row.last_seq,
-  createdAt: row.created_at,
-  customerId: row.customer_id,
-  agentId: row.agent_id,
-  status: row.status,
-});
-
-interface MessageRow {
-  conversation_id: string;
-  seq: number;
-  id: string;
-  from_id: string;
-  client_msg_id: string | null;
-  ts: number;
-  body: string;
-}
-
-const toMessage = (row: MessageRow): MessageRecord => ({
-  id: row.id,
-  conversationId: row.conversation_id,
-  seq: row.seq,
-  fromId: row.from_id,
-  ts: row.ts,
-  body: row.body,
-});
-
-interface AppKeyRow {
-  id: string;
-  name: string;
-  key_hash: string;
-  created_at: number;
-}
-
-const toAppKey = (row: AppKeyRow): AppKeyRecord => ({
-  id: row.id,
-  name: row.name,
-  keyHash: row.key_hash,
-  createdAt: row.created_at,
-});
 
 const dedupKey = (conversationId: string, fromId: string, clientMsgId: string): string =>
   `${conversationId}\u0000${fromId}\u0000${clientMsgId}`;
@@ -356,8 +244,8 @@ export class PostgresStore implements Store {
   }
 
   async getPrincipal(id: string): Promise<PrincipalRecord | null> {
-    const row = await this.row<PrincipalRow>('SELECT * FROM principals WHERE id = $1', [id]);
-    return row ? toPrincipal(row) : null;
+    const row = await this.row<PgPrincipalRow>('SELECT * FROM principals WHERE id = $1', [id]);
+    return row ? principalFrom(row) : null;
   }
 
   async createPrincipal(p: PrincipalRecord): Promise<boolean> {
@@ -388,7 +276,7 @@ export class PostgresStore implements Store {
     now: number,
   ): Promise<PrincipalRecord | 'conflict'> {
     // One statement: the insert, or the update of this app's own user; no row back means the id is someone else's.
-    const row = await this.row<PrincipalRow>(
+    const row = await this.row<PgPrincipalRow>(
       `INSERT INTO principals (id, kind, name, app_key_id, avatar, extras, created_at, last_login_at)
        VALUES ($1, 'user', $2, $3, $4, $5::jsonb, $6, $6)
        ON CONFLICT (id) DO UPDATE SET name = excluded.name, avatar = excluded.avatar, extras = excluded.extras,
@@ -397,7 +285,7 @@ export class PostgresStore implements Store {
        RETURNING *`,
       [user.id, user.name, appKeyId, user.avatar, jsonParam(user.extras), now],
     );
-    return row ? toPrincipal(row) : 'conflict';
+    return row ? principalFrom(row) : 'conflict';
   }
 
   async setLastLogin(id: string, now: number): Promise<void> {
@@ -405,16 +293,16 @@ export class PostgresStore implements Store {
   }
 
   async setBlocked(id: string, blocked: boolean): Promise<PrincipalRecord | null> {
-    const row = await this.row<PrincipalRow>('UPDATE principals SET blocked = $2 WHERE id = $1 RETURNING *', [
+    const row = await this.row<PgPrincipalRow>('UPDATE principals SET blocked = $2 WHERE id = $1 RETURNING *', [
       id,
       blocked,
     ]);
-    return row ? toPrincipal(row) : null;
+    return row ? principalFrom(row) : null;
   }
 
   async bumpTokenVersion(id: string, now: number): Promise<PrincipalRecord | null> {
     return this.transaction(async (db) => {
-      const row = await this.row<PrincipalRow>(
+      const row = await this.row<PgPrincipalRow>(
         'UPDATE principals SET token_version = token_version + 1 WHERE id = $1 RETURNING *',
         [id],
         db,
@@ -424,7 +312,7 @@ export class PostgresStore implements Store {
         now,
       ]);
       await db.query('UPDATE refresh_tokens SET used_at = $2 WHERE principal_id = $1 AND used_at IS NULL', [id, now]);
-      return row ? toPrincipal(row) : null;
+      return row ? principalFrom(row) : null;
     });
   }
 
@@ -447,17 +335,7 @@ export class PostgresStore implements Store {
 
   async getLoginSession(sid: string): Promise<LoginSessionRecord | null> {
     const row = await this.row<LoginSessionRow>('SELECT * FROM login_sessions WHERE sid = $1', [sid]);
-    return row
-      ? {
-          sid: row.sid,
-          principalId: row.principal_id,
-          kind: row.kind,
-          deviceType: row.device_type,
-          deviceId: row.device_id,
-          createdAt: row.created_at,
-          revokedAt: row.revoked_at,
-        }
-      : null;
+    return row ? toLoginSession(row) : null;
   }
 
   async revokeLoginSession(sid: string, now: number): Promise<boolean> {
@@ -517,19 +395,7 @@ export class PostgresStore implements Store {
   async consumeTicket(hash: string, now: number): Promise<TicketRecord | null> {
     // DELETE ... RETURNING hands the row to exactly one of concurrent consumers; an expired one is dropped too.
     const row = await this.row<TicketRow>('DELETE FROM tickets WHERE hash = $1 RETURNING *', [hash]);
-    if (!row || row.expires_at <= now) return null;
-    return {
-      hash: row.hash,
-      principalId: row.principal_id,
-      kind: row.kind,
-      name: row.name,
-      sid: row.sid,
-      tokenVersion: row.token_version,
-      deviceType: row.device_type,
-      deviceId: row.device_id,
-      tokenExpiresAt: row.token_expires_at,
-      expiresAt: row.expires_at,
-    };
+    return row && row.expires_at > now ? toTicket(row) : null;
   }
 
   async createConversation(c: ConversationRecord, members: string[]): Promise<void> {

@@ -2,6 +2,22 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { PrincipalKind } from '@gatehouse/protocol';
 import Database from 'better-sqlite3';
+import {
+  type AppKeyRow,
+  type ConversationRow,
+  type LoginSessionRow,
+  type MessageRow,
+  type PrincipalRow,
+  type RefreshRow,
+  type TicketRow,
+  toAppKey,
+  toConversation,
+  toLoginSession,
+  toMessage,
+  toPrincipal,
+  toRefresh,
+  toTicket,
+} from './rows.js';
 import type {
   AppendResult,
   AppKeyRecord,
@@ -56,99 +72,10 @@ const MIGRATIONS: string[] = [
    CREATE INDEX refresh_tokens_principal ON refresh_tokens (principal_id);`,
 ];
 
-interface PrincipalRow {
-  id: string;
-  kind: PrincipalKind;
-  name: string;
-  password_hash: string | null;
-  app_key_id: string | null;
-  avatar: string | null;
-  extras: string | null;
-  token_version: number;
-  blocked: number;
-  created_at: number;
-  last_login_at: number | null;
-}
+type SqlitePrincipalRow = PrincipalRow & { extras: string | null; blocked: number };
 
-const toPrincipal = (row: PrincipalRow): PrincipalRecord => ({
-  id: row.id,
-  kind: row.kind,
-  name: row.name,
-  passwordHash: row.password_hash,
-  appKeyId: row.app_key_id,
-  avatar: row.avatar,
-  extras: row.extras === null ? null : JSON.parse(row.extras),
-  tokenVersion: row.token_version,
-  blocked: row.blocked === 1,
-  createdAt: row.created_at,
-  lastLoginAt: row.last_login_at,
-});
-
-interface RefreshRow {
-  hash: string;
-  family_id: string;
-  sid: string;
-  principal_id: string;
-  kind: PrincipalKind;
-  device_type: string | null;
-  device_id: string | null;
-  created_at: number;
-  expires_at: number;
-  used_at: number | null;
-}
-
-const toRefresh = (row: RefreshRow): RefreshTokenRecord => ({
-  hash: row.hash,
-  familyId: row.family_id,
-  sid: row.sid,
-  principalId: row.principal_id,
-  kind: row.kind,
-  deviceType: row.device_type,
-  deviceId: row.device_id,
-  createdAt: row.created_at,
-  expiresAt: row.expires_at,
-  usedAt: row.used_at,
-});
-
-interface ConversationRow {
-  id: string;
-  kind: ConversationRecord['kind'];
-  name: string | null;
-  last_seq: number;
-  created_at: number;
-  customer_id: string | null;
-  agent_id: string | null;
-  status: ConversationRecord['status'];
-}
-
-const toConversation = (row: ConversationRow): ConversationRecord => ({
-  id: row.id,
-  kind: row.kind,
-  name: row.name,
-  lastSeq: row.last_seq,
-  createdAt: row.created_at,
-  customerId: row.customer_id,
-  agentId: row.agent_id,
-  status: row.status,
-});
-
-interface MessageRow {
-  conversation_id: string;
-  seq: number;
-  id: string;
-  from_id: string;
-  ts: number;
-  body: string;
-}
-
-const toMessage = (row: MessageRow): MessageRecord => ({
-  id: row.id,
-  conversationId: row.conversation_id,
-  seq: row.seq,
-  fromId: row.from_id,
-  ts: row.ts,
-  body: row.body,
-});
+const principalFrom = (row: SqlitePrincipalRow): PrincipalRecord =>
+  toPrincipal(row, row.extras === null ? null : JSON.parse(row.extras), row.blocked === 1);
 
 /**
  * The embedded store: one SQLite file in WAL mode through better-sqlite3. Calls are
@@ -196,8 +123,8 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Database.Statement>();
 
   async getPrincipal(id: string): Promise<PrincipalRecord | null> {
-    const row = this.stmt('SELECT * FROM principals WHERE id = ?').get(id) as PrincipalRow | undefined;
-    return row ? toPrincipal(row) : null;
+    const row = this.stmt('SELECT * FROM principals WHERE id = ?').get(id) as SqlitePrincipalRow | undefined;
+    return row ? principalFrom(row) : null;
   }
 
   async createPrincipal(p: PrincipalRecord): Promise<boolean> {
@@ -226,7 +153,9 @@ export class SqliteStore implements Store {
     now: number,
   ): Promise<PrincipalRecord | 'conflict'> {
     return this.db.transaction((): PrincipalRecord | 'conflict' => {
-      const existing = this.stmt('SELECT * FROM principals WHERE id = ?').get(user.id) as PrincipalRow | undefined;
+      const existing = this.stmt('SELECT * FROM principals WHERE id = ?').get(user.id) as
+        | SqlitePrincipalRow
+        | undefined;
       const extras = user.extras === undefined || user.extras === null ? null : JSON.stringify(user.extras);
       if (existing) {
         if (existing.kind !== 'user' || existing.app_key_id !== appKeyId) return 'conflict';
@@ -243,7 +172,7 @@ export class SqliteStore implements Store {
            VALUES (?, 'user', ?, ?, ?, ?, ?, ?)`,
         ).run(user.id, user.name, appKeyId, user.avatar, extras, now, now);
       }
-      return toPrincipal(this.stmt('SELECT * FROM principals WHERE id = ?').get(user.id) as PrincipalRow);
+      return principalFrom(this.stmt('SELECT * FROM principals WHERE id = ?').get(user.id) as SqlitePrincipalRow);
     })();
   }
 
@@ -261,8 +190,8 @@ export class SqliteStore implements Store {
       this.stmt('UPDATE principals SET token_version = token_version + 1 WHERE id = ?').run(id);
       this.stmt('UPDATE login_sessions SET revoked_at = ? WHERE principal_id = ? AND revoked_at IS NULL').run(now, id);
       this.stmt('UPDATE refresh_tokens SET used_at = ? WHERE principal_id = ? AND used_at IS NULL').run(now, id);
-      const row = this.stmt('SELECT * FROM principals WHERE id = ?').get(id) as PrincipalRow | undefined;
-      return row ? toPrincipal(row) : null;
+      const row = this.stmt('SELECT * FROM principals WHERE id = ?').get(id) as SqlitePrincipalRow | undefined;
+      return row ? principalFrom(row) : null;
     })();
   }
 
@@ -284,28 +213,8 @@ export class SqliteStore implements Store {
   }
 
   async getLoginSession(sid: string): Promise<LoginSessionRecord | null> {
-    const row = this.stmt('SELECT * FROM login_sessions WHERE sid = ?').get(sid) as
-      | {
-          sid: string;
-          principal_id: string;
-          kind: PrincipalKind;
-          device_type: string | null;
-          device_id: string | null;
-          created_at: number;
-          revoked_at: number | null;
-        }
-      | undefined;
-    return row
-      ? {
-          sid: row.sid,
-          principalId: row.principal_id,
-          kind: row.kind,
-          deviceType: row.device_type,
-          deviceId: row.device_id,
-          createdAt: row.created_at,
-          revokedAt: row.revoked_at,
-        }
-      : null;
+    const row = this.stmt('SELECT * FROM login_sessions WHERE sid = ?').get(sid) as LoginSessionRow | undefined;
+    return row ? toLoginSession(row) : null;
   }
 
   async revokeLoginSession(sid: string, now: number): Promise<boolean> {
@@ -368,33 +277,8 @@ export class SqliteStore implements Store {
   }
 
   async consumeTicket(hash: string, now: number): Promise<TicketRecord | null> {
-    const row = this.stmt('DELETE FROM tickets WHERE hash = ? RETURNING *').get(hash) as
-      | {
-          hash: string;
-          principal_id: string;
-          kind: PrincipalKind;
-          name: string;
-          sid: string;
-          token_version: number;
-          device_type: string | null;
-          device_id: string | null;
-          token_expires_at: number;
-          expires_at: number;
-        }
-      | undefined;
-    if (!row || row.expires_at <= now) return null;
-    return {
-      hash: row.hash,
-      principalId: row.principal_id,
-      kind: row.kind,
-      name: row.name,
-      sid: row.sid,
-      tokenVersion: row.token_version,
-      deviceType: row.device_type,
-      deviceId: row.device_id,
-      tokenExpiresAt: row.token_expires_at,
-      expiresAt: row.expires_at,
-    };
+    const row = this.stmt('DELETE FROM tickets WHERE hash = ? RETURNING *').get(hash) as TicketRow | undefined;
+    return row && row.expires_at > now ? toTicket(row) : null;
   }
 
   async createConversation(c: ConversationRecord, members: string[]): Promise<void> {
@@ -568,20 +452,11 @@ export class SqliteStore implements Store {
   }
 
   async findAppKey(keyHash: string): Promise<AppKeyRecord | null> {
-    const row = this.stmt('SELECT * FROM app_keys WHERE key_hash = ?').get(keyHash) as
-      | { id: string; name: string; key_hash: string; created_at: number }
-      | undefined;
-    return row ? { id: row.id, name: row.name, keyHash: row.key_hash, createdAt: row.created_at } : null;
+    const row = this.stmt('SELECT * FROM app_keys WHERE key_hash = ?').get(keyHash) as AppKeyRow | undefined;
+    return row ? toAppKey(row) : null;
   }
 
   async listAppKeys(): Promise<AppKeyRecord[]> {
-    return (
-      this.stmt('SELECT * FROM app_keys ORDER BY created_at').all() as {
-        id: string;
-        name: string;
-        key_hash: string;
-        created_at: number;
-      }[]
-    ).map((row) => ({ id: row.id, name: row.name, keyHash: row.key_hash, createdAt: row.created_at }));
+    return (this.stmt('SELECT * FROM app_keys ORDER BY created_at').all() as AppKeyRow[]).map(toAppKey);
   }
 }
