@@ -346,6 +346,8 @@ for (const backend of BACKENDS) {
         const token = await loginUser(c, appKey, 'kate');
         const kate = await clients.device(c, '/ws', token);
         await eventually(async () => assert.deepEqual(await online(), ['kate']), WAIT_MS, 'kate counted online');
+        const peer = await clients.device(a, '/ws', await loginUser(a, appKey, 'kate-peer'));
+        await sendOk(peer.client, { to: 'kate', text: 'hello' });
 
         await c.kill();
         assert.equal((await within(kate.client.closed, 'socket of the killed node')).code, 1006);
@@ -353,6 +355,11 @@ for (const backend of BACKENDS) {
           async () => assert.deepEqual(await online(), []),
           LIVE_WINDOW_MS + 1000,
           'kate no longer counted online',
+        );
+        // A surviving node reaps the dead one and tells Kate's peers she went offline.
+        assert.deepEqual(
+          await peer.client.next((f) => f.type === 'presence' && f.user_id === 'kate', LIVE_WINDOW_MS + 5000),
+          { type: 'presence', code: 200, user_id: 'kate', online: false },
         );
 
         // Node C comes back (same node id) without the connections it had: they stay uncounted.
@@ -521,6 +528,10 @@ for (const backend of BACKENDS) {
         // cannot tell B (no broker), and serves it all the same.
         moved = await clients.device(a, '/ws', quinnToken);
         assert.equal((await moved.client.request({ type: 'whoami' })).code, 200);
+        // B never hears the evict, but its own slot check (every heartbeat interval, against
+        // PostgreSQL) finds the slot taken and closes the old socket.
+        const replaced = await within(quinn.client.closed, "B's slot check closing the replaced socket");
+        assert.equal(replaced.code, 4409);
         await brokerServer.start();
         for (const node of [a, b]) assert.equal((await readiness(node, 200)).broker, 'ok');
         await moreAcks(5, 'acks after the broker is back');

@@ -27,4 +27,11 @@ export interface ClusterState {
   disconnected(principalId: string): Promise<boolean>;
   /** Which of these principals have a connection on a live node. */
   online(principalIds: string[]): Promise<Set<string>>;
+  /**
+   * Of these slots held by connections of this node, the connection ids whose slot another
+   * claim has taken since (an evict that never arrived, e.g. while the broker was down).
+   */
+  lostSlots(held: { slot: string; connectionId: string }[]): Promise<string[]>;
+  /** Registers who hears about principals that went offline because their node died. */
+  onNodeLost(handler: (offlinePrincipalIds: string[]) => void): void;
 }

@@ -42,4 +42,13 @@ export class MemoryClusterState implements ClusterState {
   async online(principalIds: string[]): Promise<Set<string>> {
     return new Set(principalIds.filter((id) => this.counts.has(id)));
   }
+
+  async lostSlots(held: { slot: string; connectionId: string }[]): Promise<string[]> {
+    return held
+      .filter(({ slot, connectionId }) => this.slots.has(slot) && this.slots.get(slot) !== connectionId)
+      .map((h) => h.connectionId);
+  }
+
+  /** One node: no other node can die under it. */
+  onNodeLost(): void {}
 }

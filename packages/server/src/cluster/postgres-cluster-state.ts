@@ -15,12 +15,19 @@ const SCHEMA = `
  * Cluster state in PostgreSQL (the store every node already shares). A node writes its
  * heartbeat every `heartbeatMs`; presence rows of a node whose heartbeat is older than
  * `liveWindowMs` do not count, so a crashed node's connections stop counting within one
- * window, and its rows are deleted later. Slot claims take a transaction-scoped advisory
+ * window. The first live node to notice a dead one deletes its rows (exactly one does: the
+ * DELETE of its node row decides) and reports the principals that went offline with it. A
+ * node that finds its own row gone (it was paused longer than the window) writes back its
+ * presence and slots from its local counts. Slot claims take a transaction-scoped advisory
  * lock on the slot, so concurrent claims on different nodes are serialized.
  */
 export class PostgresClusterState implements ClusterState {
   private readonly pool: pg.Pool;
   private timer: NodeJS.Timeout | null = null;
+  /** This node's own share, to write back if its rows were reaped while it was alive. */
+  private readonly localPresence = new Map<string, number>();
+  private readonly localSlots = new Map<string, string>();
+  private nodeLostHandlers: ((offline: string[]) => void)[] = [];
 
   constructor(
     url: string,
@@ -57,18 +64,55 @@ export class PostgresClusterState implements ClusterState {
     this.timer.unref();
   }
 
+  onNodeLost(handler: (offlinePrincipalIds: string[]) => void): void {
+    this.nodeLostHandlers.push(handler);
+  }
+
   private async heartbeat(): Promise<void> {
-    await this.pool.query(
+    const { rows } = await this.pool.query<{ inserted: boolean }>(
       `INSERT INTO gh_nodes (node, heartbeat_at) VALUES ($1, now())
-       ON CONFLICT (node) DO UPDATE SET heartbeat_at = now()`,
+       ON CONFLICT (node) DO UPDATE SET heartbeat_at = now() RETURNING (xmax = 0) AS inserted`,
       [this.node],
     );
-    // Forget nodes dead for an hour, with their presence rows and slots.
+    if (rows[0]?.inserted && (this.localPresence.size > 0 || this.localSlots.size > 0)) await this.restoreOwnRows();
+    await this.reapDeadNodes();
+  }
+
+  /** Another node took us for dead and deleted our rows: put back what this node holds. */
+  private async restoreOwnRows(): Promise<void> {
+    this.log.warn('cluster state: this node was taken for dead; restoring its presence and slots');
     await this.pool.query(
-      `WITH dead AS (DELETE FROM gh_nodes WHERE heartbeat_at < now() - interval '1 hour' RETURNING node)
-       , p AS (DELETE FROM gh_presence WHERE node IN (SELECT node FROM dead))
-       DELETE FROM gh_device_slots WHERE node IN (SELECT node FROM dead)`,
+      `INSERT INTO gh_presence (principal_id, node, connections)
+       SELECT p, $2, c FROM UNNEST($1::text[], $3::int[]) AS t(p, c)
+       ON CONFLICT (principal_id, node) DO UPDATE SET connections = EXCLUDED.connections`,
+      [[...this.localPresence.keys()], this.node, [...this.localPresence.values()]],
     );
+    await this.pool.query(
+      `INSERT INTO gh_device_slots (slot, connection_id, node)
+       SELECT s, c, $3 FROM UNNEST($1::text[], $2::text[]) AS t(s, c)
+       ON CONFLICT (slot) DO NOTHING`,
+      [[...this.localSlots.keys()], [...this.localSlots.values()], this.node],
+    );
+  }
+
+  private async reapDeadNodes(): Promise<void> {
+    const dead = await this.pool.query<{ node: string }>(
+      `DELETE FROM gh_nodes WHERE node <> $1 AND heartbeat_at < now() - ($2 || ' milliseconds')::interval
+       RETURNING node`,
+      [this.node, String(this.liveWindowMs)],
+    );
+    if (dead.rowCount === 0) return;
+    const nodes = dead.rows.map((r) => r.node);
+    const gone = await this.pool.query<{ principal_id: string }>(
+      'DELETE FROM gh_presence WHERE node = ANY($1) RETURNING principal_id',
+      [nodes],
+    );
+    await this.pool.query('DELETE FROM gh_device_slots WHERE node = ANY($1)', [nodes]);
+    const candidates = [...new Set(gone.rows.map((r) => r.principal_id))];
+    const stillOnline = await this.online(candidates);
+    const offline = candidates.filter((id) => !stillOnline.has(id));
+    this.log.warn({ nodes, offline: offline.length }, 'cluster state: reaped dead nodes');
+    if (offline.length > 0) for (const handler of this.nodeLostHandlers) handler(offline);
   }
 
   async stop(): Promise<void> {
@@ -93,6 +137,7 @@ export class PostgresClusterState implements ClusterState {
         [slot, connectionId, this.node],
       );
       await client.query('COMMIT');
+      this.localSlots.set(slot, connectionId);
       const row = previous.rows[0];
       return row && row.connection_id !== connectionId ? { connectionId: row.connection_id, node: row.node } : null;
     } catch (err) {
@@ -104,6 +149,7 @@ export class PostgresClusterState implements ClusterState {
   }
 
   async releaseSlot(slot: string, connectionId: string): Promise<void> {
+    if (this.localSlots.get(slot) === connectionId) this.localSlots.delete(slot);
     await this.pool.query('DELETE FROM gh_device_slots WHERE slot = $1 AND connection_id = $2', [slot, connectionId]);
   }
 
@@ -112,6 +158,7 @@ export class PostgresClusterState implements ClusterState {
   }
 
   async connected(principalId: string): Promise<boolean> {
+    this.localPresence.set(principalId, (this.localPresence.get(principalId) ?? 0) + 1);
     await this.pool.query(
       `INSERT INTO gh_presence (principal_id, node, connections) VALUES ($1, $2, 1)
        ON CONFLICT (principal_id, node) DO UPDATE SET connections = gh_presence.connections + 1`,
@@ -125,6 +172,9 @@ export class PostgresClusterState implements ClusterState {
   }
 
   async disconnected(principalId: string): Promise<boolean> {
+    const left = (this.localPresence.get(principalId) ?? 1) - 1;
+    if (left > 0) this.localPresence.set(principalId, left);
+    else this.localPresence.delete(principalId);
     await this.pool.query(
       `UPDATE gh_presence SET connections = connections - 1 WHERE principal_id = $1 AND node = $2`,
       [principalId, this.node],
@@ -144,5 +194,16 @@ export class PostgresClusterState implements ClusterState {
       [principalIds, String(this.liveWindowMs)],
     );
     return new Set(rows.map((r) => r.principal_id));
+  }
+  async lostSlots(held: { slot: string; connectionId: string }[]): Promise<string[]> {
+    if (held.length === 0) return [];
+    const { rows } = await this.pool.query<{ slot: string; connection_id: string }>(
+      'SELECT slot, connection_id FROM gh_device_slots WHERE slot = ANY($1)',
+      [held.map((h) => h.slot)],
+    );
+    const holder = new Map(rows.map((r) => [r.slot, r.connection_id]));
+    return held
+      .filter(({ slot, connectionId }) => holder.has(slot) && holder.get(slot) !== connectionId)
+      .map((h) => h.connectionId);
   }
 }

@@ -20,6 +20,8 @@ export class Connection {
   deviceType = 'unknown';
   /** The slot this connection holds, if its kind's policy uses slots. */
   slot: string | null = null;
+  /** Set once the cluster-wide claim of `slot` has landed (only then can it be lost). */
+  slotClaimed = false;
   expiringNotified = false;
   awaitingPong = false;
   lastPingAt: number;

@@ -56,6 +56,7 @@ export class Gateway implements FrameContext {
   private readonly handlers = new Map<string, FrameHandler>();
   private readonly allowedOrigins: Set<string>;
   private stopSweep: (() => void) | null = null;
+  private stopSlotCheck: (() => void) | null = null;
   /** The tail of each slot's chain of cluster claims and releases (see inSlotOrder). */
   private readonly slotTasks = new Map<string, Promise<void>>();
   private closing = false;
@@ -74,7 +75,7 @@ export class Gateway implements FrameContext {
     private readonly config: GatehouseConfig,
     private readonly log: Logger,
     readonly nodeId: string,
-    private readonly slots: Pick<ClusterState, 'claimSlot' | 'releaseSlot'>,
+    private readonly slots: Pick<ClusterState, 'claimSlot' | 'releaseSlot' | 'lostSlots'>,
     private readonly hooks: GatewayHooks = {},
   ) {
     this.registry = new ConnectionRegistry(config.ws.connectionPolicy as Record<string, ConnectionPolicy>);
@@ -113,6 +114,9 @@ export class Gateway implements FrameContext {
       });
     });
     this.stopSweep = this.clock.every(ms(this.config, 'ws.sweepInterval'), () => this.sweep());
+    this.stopSlotCheck = this.clock.every(this.timing.heartbeatInterval, () => {
+      this.checkSlots().catch((err) => this.log.warn({ err }, 'slot check failed'));
+    });
   }
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -315,6 +319,7 @@ export class Gateway implements FrameContext {
     this.inSlotOrder(slot, () =>
       this.slots.claimSlot(slot, conn.id).then(
         (previous) => {
+          conn.slotClaimed = true;
           if (previous && previous.node !== this.nodeId)
             this.control
               .publish({ op: 'evict', connectionId: previous.connectionId, node: previous.node })
@@ -337,6 +342,21 @@ export class Gateway implements FrameContext {
     next.then(() => {
       if (this.slotTasks.get(slot) === next) this.slotTasks.delete(slot);
     });
+  }
+
+  /**
+   * Anti-entropy for slots: a socket whose slot another node took while the evict could not
+   * reach us (broker down) is closed with 4409 here, within one heartbeat interval.
+   */
+  private async checkSlots(): Promise<void> {
+    const held: { slot: string; connectionId: string }[] = [];
+    for (const conn of this.registry.all)
+      if (conn.slot && conn.slotClaimed && !conn.closed) held.push({ slot: conn.slot, connectionId: conn.id });
+    if (held.length === 0) return;
+    for (const connectionId of await this.slots.lostSlots(held)) {
+      const conn = this.registry.byId(connectionId);
+      if (conn) kick(conn, 'REPLACED');
+    }
   }
 
   checkKind(conn: Connection, auth: AuthContext): void {
@@ -522,6 +542,7 @@ export class Gateway implements FrameContext {
   async close(timeoutMs = 2000): Promise<void> {
     this.closing = true;
     this.stopSweep?.();
+    this.stopSlotCheck?.();
     for (const conn of this.registry.all) conn.close(CloseCode.GOING_AWAY, 'SHUTTING_DOWN');
     const deadline = Date.now() + timeoutMs;
     while (this.registry.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

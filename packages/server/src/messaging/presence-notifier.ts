@@ -19,7 +19,13 @@ export class PresenceNotifier {
     private readonly store: Store,
     private readonly delivery: Delivery,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // Principals whose only node died get their `offline` from the node that noticed.
+    cluster.onNodeLost((offline) => {
+      for (const id of offline)
+        this.announce(id, false).catch((err) => this.log.warn({ err }, 'presence update failed'));
+    });
+  }
 
   connected(conn: Connection): void {
     const id = conn.principal?.id;
