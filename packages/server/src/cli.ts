@@ -229,26 +229,11 @@ export async function main(argv: string[]): Promise<number> {
         const existing = await g.services.store.getPrincipal(sub);
         const principal = existing ?? { id: sub, kind: kind as 'user', name: flags.name ?? sub };
         if (existing && existing.kind !== kind) throw new UsageError(`${sub} is a ${existing.kind}, not a ${kind}`);
-        const tokens = await g.services.auth.startSession(principal, {
-          deviceType: flags['device-type'] ?? null,
-          deviceId: flags['device-id'] ?? null,
-        });
-        if (!flags.ttl) return tokens;
-        // A custom lifetime: re-sign for the same session.
-        const ttl = parseDuration(flags.ttl, '--ttl');
-        const signed = await g.services.tokens.signAccessToken(
-          {
-            sub: principal.id,
-            kind: principal.kind,
-            sid: tokens.sid,
-            name: principal.name,
-            ver: existing?.tokenVersion ?? 0,
-            ...(flags['device-type'] ? { dev: flags['device-type'] } : {}),
-            ...(flags['device-id'] ? { did: flags['device-id'] } : {}),
-          },
-          ttl,
+        return g.services.auth.startSession(
+          principal,
+          { deviceType: flags['device-type'] ?? null, deviceId: flags['device-id'] ?? null },
+          flags.ttl ? parseDuration(flags.ttl, '--ttl') : undefined,
         );
-        return { ...tokens, token: signed.token, expiresAt: signed.claims.exp * 1000 };
       });
       console.error(`expires at ${new Date(issued.expiresAt).toISOString()}`);
       console.log(issued.token);

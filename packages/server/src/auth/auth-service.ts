@@ -81,7 +81,11 @@ export class AuthService {
   }
 
   /** Starts a login session and issues its tokens (a refresh token for kinds that have one). */
-  async startSession(principal: PrincipalRecord | PrincipalInfo, device: DeviceInfo): Promise<IssuedTokens> {
+  async startSession(
+    principal: PrincipalRecord | PrincipalInfo,
+    device: DeviceInfo,
+    accessTtlMs = this.accessTtl(principal.kind),
+  ): Promise<IssuedTokens> {
     const now = this.clock.now();
     const sid = randomUUID();
     const deviceType = device.deviceType ?? null;
@@ -109,7 +113,7 @@ export class AuthService {
         ...(deviceType ? { dev: deviceType } : {}),
         ...(deviceId ? { did: deviceId } : {}),
       },
-      this.accessTtl(principal.kind),
+      accessTtlMs,
     );
     let refreshToken: string | null = null;
     if (principal.kind !== 'agent') {
