@@ -34,6 +34,8 @@ import * as sessionFrames from './session-frames.js';
 const MAX_MALFORMED_FRAMES = 5;
 /** Frames dropped for rate in a row before the socket is closed with 4429. */
 const MAX_RATE_DROPS = 20;
+/** Socket errors are followed by `close`, which does the cleanup. */
+const ignoreError = (): void => {};
 
 export interface GatewayHooks {
   /** Runs after a connection authenticated (offline replay goes here). */
@@ -267,13 +269,16 @@ export class Gateway implements FrameContext {
     auth: AuthContext | null,
     pendingError?: string,
   ): void {
+    // Read before the callback: its context lives as long as the socket's listeners, and
+    // must not keep the whole request (headers, token) alive for the connection's life.
+    const ip = clientIp(req, this.config.server.trustProxy);
     this.upgrade(req, socket, head, (ws) => {
       const conn = new Connection(
         randomUUID(),
         ws,
         socket,
         endpoint,
-        clientIp(req, this.config.server.trustProxy),
+        ip,
         device.deviceType,
         device.deviceId,
         device.clientId,
@@ -282,21 +287,7 @@ export class Gateway implements FrameContext {
         this.config.ws.maxBufferedBytes,
       );
       this.registry.add(conn);
-      ws.on('message', (data, isBinary) => this.onFrame(conn, data, isBinary));
-      ws.on('pong', () => {
-        conn.awaitingPong = false;
-      });
-      ws.on('error', () => {});
-      ws.on('close', () => {
-        conn.closed = true;
-        this.registry.remove(conn);
-        const slot = conn.slot;
-        if (slot)
-          this.inSlotOrder(slot, () =>
-            this.slots.releaseSlot(slot, conn.id).catch((err) => this.log.warn({ err }, 'slot release failed')),
-          );
-        this.hooks.onClosed?.(conn);
-      });
+      this.listen(conn);
       if (auth) {
         this.attach(conn, auth, true).catch((err) => this.log.error({ err }, 'attach failed'));
         return;
@@ -308,6 +299,25 @@ export class Gateway implements FrameContext {
         err_msg: '',
       });
       if (pendingError) conn.sendRaw(pendingError);
+    });
+  }
+
+  /** The socket's listeners, in a method of their own so that their closures keep only `conn` alive. */
+  private listen(conn: Connection): void {
+    conn.ws.on('message', (data, isBinary) => this.onFrame(conn, data, isBinary));
+    conn.ws.on('pong', () => {
+      conn.awaitingPong = false;
+    });
+    conn.ws.on('error', ignoreError);
+    conn.ws.on('close', () => {
+      conn.closed = true;
+      this.registry.remove(conn);
+      const slot = conn.slot;
+      if (slot)
+        this.inSlotOrder(slot, () =>
+          this.slots.releaseSlot(slot, conn.id).catch((err) => this.log.warn({ err }, 'slot release failed')),
+        );
+      this.hooks.onClosed?.(conn);
     });
   }
 
