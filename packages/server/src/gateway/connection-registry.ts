@@ -2,21 +2,30 @@ import { CloseCode } from '@gatehouse/protocol';
 import type { ConnectionPolicy } from '../config.js';
 import type { Connection } from './connection.js';
 
-const addTo = (map: Map<string, Set<Connection>>, key: string, conn: Connection): void => {
-  let set = map.get(key);
-  if (!set) {
-    set = new Set();
-    map.set(key, set);
-  }
-  set.add(conn);
+/**
+ * The connections under one key: the connection itself while there is one (the common
+ * case, and a Set costs ~160 bytes per principal and per session), a Set once there are more.
+ */
+type Bucket = Connection | Set<Connection>;
+
+const addTo = (map: Map<string, Bucket>, key: string, conn: Connection): void => {
+  const bucket = map.get(key);
+  if (bucket === undefined) map.set(key, conn);
+  else if (bucket instanceof Set) bucket.add(conn);
+  else if (bucket !== conn) map.set(key, new Set([bucket, conn]));
 };
 
-const removeFrom = (map: Map<string, Set<Connection>>, key: string, conn: Connection): void => {
-  const set = map.get(key);
-  if (!set) return;
-  set.delete(conn);
-  if (set.size === 0) map.delete(key);
+const removeFrom = (map: Map<string, Bucket>, key: string, conn: Connection): void => {
+  const bucket = map.get(key);
+  if (bucket === conn) map.delete(key);
+  else if (bucket instanceof Set) {
+    bucket.delete(conn);
+    if (bucket.size === 0) map.delete(key);
+  }
 };
+
+const toArray = (bucket: Bucket | undefined): Connection[] =>
+  bucket === undefined ? [] : bucket instanceof Set ? [...bucket] : [bucket];
 
 /** Sends `kicked` and closes with the code that belongs to the reason. */
 export function kick(conn: Connection, reason: 'REPLACED' | 'REVOKED' | 'KICKED' | 'BLOCKED'): void {
@@ -36,8 +45,8 @@ export function kick(conn: Connection, reason: 'REPLACED' | 'REVOKED' | 'KICKED'
 export class ConnectionRegistry {
   readonly all = new Set<Connection>();
   private readonly byConnectionId = new Map<string, Connection>();
-  private readonly byPrincipal = new Map<string, Set<Connection>>();
-  private readonly bySid = new Map<string, Set<Connection>>();
+  private readonly byPrincipal = new Map<string, Bucket>();
+  private readonly bySid = new Map<string, Bucket>();
   private readonly bySlot = new Map<string, Connection>();
   /** Authenticated agent connections (support notifications go to all of them). */
   readonly agents = new Set<Connection>();
@@ -105,17 +114,20 @@ export class ConnectionRegistry {
     addTo(this.bySid, newSid, conn);
   }
 
-  /** The live set (do not modify); undefined when the principal has no connection here. */
-  connectionsOf(id: string): ReadonlySet<Connection> | undefined {
+  /**
+   * The principal's connections without copying (for fan-out): the connection itself when it
+   * has one, the live set (do not modify) when it has several, undefined when it has none here.
+   */
+  connectionsOf(id: string): Connection | ReadonlySet<Connection> | undefined {
     return this.byPrincipal.get(id);
   }
 
   ofPrincipal(id: string): Connection[] {
-    return [...(this.byPrincipal.get(id) ?? [])];
+    return toArray(this.byPrincipal.get(id));
   }
 
   ofSession(sid: string): Connection[] {
-    return [...(this.bySid.get(sid) ?? [])];
+    return toArray(this.bySid.get(sid));
   }
 
   byId(connectionId: string): Connection | undefined {

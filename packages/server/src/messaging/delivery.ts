@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
-import type { Connection } from '../gateway/connection.js';
+import { Connection } from '../gateway/connection.js';
 import type { ConnectionRegistry } from '../gateway/connection-registry.js';
 import { encodeTextFrame } from '../gateway/frame-writer.js';
 
@@ -78,7 +78,9 @@ export class Delivery {
       const conns = this.registry.connectionsOf(member);
       if (!conns) continue;
       frame ??= encodeTextFrame(payload.slice(newline + 1));
-      for (const conn of conns) if (conn.id !== header.x) this.deliver(conn, header.c, header.s, frame);
+      if (conns instanceof Connection) {
+        if (conns.id !== header.x) this.deliver(conns, header.c, header.s, frame);
+      } else for (const conn of conns) if (conn.id !== header.x) this.deliver(conn, header.c, header.s, frame);
     }
     if (frame) this.observe.delivered((Date.now() - header.t) / 1000);
   }
