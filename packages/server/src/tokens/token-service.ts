@@ -36,7 +36,7 @@ export interface TokenServiceOptions {
   audience: string;
   algorithms: readonly string[];
   clockToleranceMs: number;
-  /** How many verified tokens to remember (signature and JSON work skipped on a hit). */
+  /** About how many verified tokens to remember (signature and JSON work skipped on a hit). */
   cacheSize?: number;
 }
 
@@ -63,15 +63,22 @@ export const isRefreshToken = (credential: string): boolean => credential.starts
  */
 export class TokenService {
   private readonly headerCache = new Map<string, SigningKey | null>();
-  private readonly verified = new Map<string, AccessClaims>();
-  private readonly cacheSize: number;
+  /**
+   * Verified tokens in two generations: when the recent one is full it becomes the older
+   * one and the older one is dropped. Eviction is O(1) (evicting a Map's oldest key one at a
+   * time makes each `keys().next()` walk past every hole left by earlier deletions), and the
+   * bound is small: entries keep whole tokens alive, and a miss costs only a few µs.
+   */
+  private recent = new Map<string, AccessClaims>();
+  private older = new Map<string, AccessClaims>();
+  private readonly generationSize: number;
 
   constructor(
     private readonly ring: KeyRing,
     private readonly options: TokenServiceOptions,
     private readonly clock: Clock,
   ) {
-    this.cacheSize = options.cacheSize ?? 10_000;
+    this.generationSize = Math.max(1, Math.ceil((options.cacheSize ?? 1_000) / 2));
   }
 
   async signAccessToken(
@@ -97,13 +104,19 @@ export class TokenService {
 
   /** Checks signature, algorithm, issuer, audience and times. Revocation is the caller's. */
   verifyAccessToken(token: string): VerifyResult {
-    let claims = this.verified.get(token);
+    let claims = this.recent.get(token);
     if (!claims) {
-      const result = this.verifySignatureAndParse(token);
-      if (!result.ok) return result;
-      claims = result.claims;
-      if (this.verified.size >= this.cacheSize) this.verified.delete(this.verified.keys().next().value as string);
-      this.verified.set(token, claims);
+      claims = this.older.get(token);
+      if (!claims) {
+        const result = this.verifySignatureAndParse(token);
+        if (!result.ok) return result;
+        claims = result.claims;
+      }
+      if (this.recent.size >= this.generationSize) {
+        this.older = this.recent;
+        this.recent = new Map();
+      }
+      this.recent.set(token, claims);
     }
     return this.checkTimes(claims);
   }
