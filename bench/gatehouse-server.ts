@@ -4,6 +4,7 @@
  * with its own CPU time and RSS. Argument: JSON `{dataDir, key, replayLimit}`.
  */
 import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import type * as App from '../packages/server/src/app.js';
 import { BENCH_ADMIN_KEY, BENCH_LIMITS, type BenchKey, serveRpc, serverStats } from './common.js';
@@ -37,8 +38,24 @@ const gatehouse = await Gatehouse.create({
 });
 const { port } = await gatehouse.listen();
 
+// CPU profiles of measured phases (BENCH_PROFILE_DIR, see bench/run.ts), through the inspector.
+let inspector: Session | null = null;
 serveRpc({
   stats: serverStats,
+  async profileStart(args: { intervalUs: number }) {
+    inspector = new Session();
+    inspector.connect();
+    await inspector.post('Profiler.enable');
+    await inspector.post('Profiler.setSamplingInterval', { interval: args.intervalUs });
+    await inspector.post('Profiler.start');
+  },
+  async profileStop(args: { file: string }) {
+    if (!inspector) return;
+    const { profile } = await inspector.post('Profiler.stop');
+    writeFileSync(args.file, JSON.stringify(profile));
+    inspector.disconnect();
+    inspector = null;
+  },
 });
 process.on('SIGTERM', () => process.exit(0));
 process.send?.({ ready: true, port });

@@ -297,7 +297,15 @@ serveRpc({
    * Bursts of `burstSize` messages from one member to a conversation; each burst waits
    * until every other member received all of it.
    */
-  async fanout(args: { sender: string; conversationId: string; bursts: number; burstSize: number; tag: string }) {
+  async fanout(args: {
+    sender: string;
+    conversationId: string;
+    bursts: number;
+    burstSize: number;
+    /** Write each burst to the socket at once (one TCP write) rather than frame by frame. */
+    oneWrite: boolean;
+    tag: string;
+  }) {
     const sender = user(args.sender);
     const receivers = [...users.values()].filter((u) => u !== sender);
     let deliveries = 0;
@@ -328,12 +336,16 @@ serveRpc({
       const done = new Promise<void>((resolve) => {
         wake = resolve;
       });
+      // ws has no public cork; its own cork/uncork pairs nest inside this one.
+      const socket = (sender.ws as unknown as { _socket: import('node:net').Socket })._socket;
+      if (args.oneWrite) socket.cork();
       for (let i = 0; i < args.burstSize; i++) {
         seq++;
         sender.ws.send(
           `{"type":"message","id":${seq},"conversation_id":"${args.conversationId}","text":"${MESSAGE_TEXT}","client_msg_id":"${args.tag}-${seq}"}`,
         );
       }
+      if (args.oneWrite) socket.uncork();
       await withDeadline(done, 30_000, `fanout burst ${burst} (${deliveries}/${target} deliveries, ${acks} acks)`);
     }
     const wallMs = performance.now() - started;

@@ -56,7 +56,9 @@ function parseArgs(argv: string[]): { scenarios: Scenario[]; runs: number; out: 
 
 async function runSide(scenario: Scenario, side: Side, key: BenchKey): Promise<Record<string, number>> {
   const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
-  const execArgv = ['--expose-gc'];
+  // e.g. BENCH_GATEHOUSE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile Gatehouse's side.
+  const extra = side === 'gatehouse' ? (process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean) : [];
+  const execArgv = ['--expose-gc', ...extra];
   const server =
     side === 'gatehouse'
       ? new Child<{ port: number }>(

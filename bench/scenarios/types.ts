@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { BenchKey, Child, ServerStats } from '../common.js';
 
 export type Side = 'gatehouse' | 'baseline';
@@ -37,10 +39,24 @@ export interface Scenario {
   run(ctx: SideContext): Promise<Record<string, number>>;
 }
 
-/** Reads the server's CPU time around `task` (both readings come from inside the server process). */
+let profiles = 0;
+
+/**
+ * Reads the server's CPU time around `task` (both readings come from inside the server
+ * process). With BENCH_PROFILE_DIR set, Gatehouse's side also writes a CPU profile of the
+ * phase there (sampled every 50 µs; the profiler's own cost inflates that run's numbers).
+ */
 export async function measured<T>(ctx: SideContext, task: () => Promise<T>): Promise<{ result: T; cpuUs: number }> {
+  const profileDir = ctx.side === 'gatehouse' ? process.env.BENCH_PROFILE_DIR : undefined;
+  if (profileDir) await ctx.server.call('profileStart', { intervalUs: 50 });
   const before = await ctx.server.call<ServerStats>('stats');
   const result = await task();
   const after = await ctx.server.call<ServerStats>('stats');
+  if (profileDir) {
+    mkdirSync(profileDir, { recursive: true });
+    await ctx.server.call('profileStop', {
+      file: join(profileDir, `gatehouse-${process.pid}-${++profiles}.cpuprofile`),
+    });
+  }
   return { result, cpuUs: after.cpuUs - before.cpuUs };
 }
