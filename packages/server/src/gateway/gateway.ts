@@ -257,6 +257,10 @@ export class Gateway implements FrameContext {
   ): void {
     // The client may have gone while the credential was checked.
     if (socket.destroyed) return;
+    // The 101 response and the first frames (`connected`, the offline replay) leave in one
+    // write when this turn ends, instead of one write (and one packet) each.
+    socket.cork();
+    setImmediate(() => socket.uncork());
     this.wss.handleUpgrade(req, socket, head, then);
   }
 
