@@ -126,6 +126,8 @@ export class Child<Ready = unknown> {
 export interface ServerStats {
   /** user + system CPU time of the whole process, µs. */
   cpuUs: number;
+  /** The system (kernel) part of cpuUs. */
+  systemUs: number;
   rss: number;
   heapUsed: number;
 }
@@ -138,7 +140,7 @@ export function serverStats(args: { gc?: boolean } | undefined): ServerStats {
   }
   const cpu = process.cpuUsage();
   const memory = process.memoryUsage();
-  return { cpuUs: cpu.user + cpu.system, rss: memory.rss, heapUsed: memory.heapUsed };
+  return { cpuUs: cpu.user + cpu.system, systemUs: cpu.system, rss: memory.rss, heapUsed: memory.heapUsed };
 }
 
 /** The bench's shared signing key: both servers verify HS256 tokens made with it. */

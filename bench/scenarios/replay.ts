@@ -1,4 +1,4 @@
-import { MESSAGE_TEXT } from '../common.js';
+import { MESSAGE_TEXT, median } from '../common.js';
 import { principals } from './setup.js';
 import { measured, type Scenario } from './types.js';
 
@@ -8,7 +8,10 @@ const RECONNECTS = 5;
 interface ReplayResult {
   count: number;
   received: number;
+  /** The client's `open` → `offline_messages_complete`. */
   ms: number;
+  /** `new WebSocket(…)` → `offline_messages_complete` (includes the handshake). */
+  fromConnectMs: number;
 }
 
 export const replay: Scenario = {
@@ -21,16 +24,27 @@ export const replay: Scenario = {
     `${BACKLOG.toLocaleString('en')} direct messages (64-byte text) another user sent while the device was offline; the ` +
     'device never acks, so each reconnect replays the whole backlog. The baseline sends ' +
     `${BACKLOG.toLocaleString('en')} pre-built \`offline_message\` frames of the same shape and size on open, then ` +
-    `the complete frame. One warm-up reconnect, then ${RECONNECTS} measured (median per run; CPU over all ${RECONNECTS}).`,
+    `the complete frame. One warm-up reconnect, then ${RECONNECTS} measured (median per run; CPU over all ${RECONNECTS}). ` +
+    'The rate is computed from connect → complete, which includes the handshake: Gatehouse sends the 101 response ' +
+    'together with the first frames, so the client’s `open` event comes late and open → complete (shown too) ' +
+    'flatters it.',
   metrics: [
     {
       key: 'ms',
-      label: `open → offline_messages_complete (${BACKLOG.toLocaleString('en')})`,
+      label: `connect → offline_messages_complete (${BACKLOG.toLocaleString('en')} messages)`,
       unit: 'ms',
       better: 'lower',
       digits: 1,
     },
-    { key: 'msgPerSec', label: 'replayed messages/s', unit: '/s', better: 'higher', digits: 0, min: 100_000 },
+    { key: 'openMs', label: 'open → offline_messages_complete', unit: 'ms', better: 'lower', digits: 1 },
+    {
+      key: 'msgPerSec',
+      label: 'replayed messages/s (from connect)',
+      unit: '/s',
+      better: 'higher',
+      digits: 0,
+      min: 100_000,
+    },
     { key: 'cpuUs', label: 'server CPU per replayed message', unit: 'µs', better: 'lower', digits: 2 },
   ],
   async run(ctx) {
@@ -46,16 +60,17 @@ export const replay: Scenario = {
     const args = { url: `${ctx.wsUrl}/ws`, token: device.token, deviceType: 'im_app_ios', expected: BACKLOG };
     await ctx.load.call('replay', args);
     const times: number[] = [];
+    const openTimes: number[] = [];
     const { cpuUs } = await measured(ctx, async () => {
       for (let i = 0; i < RECONNECTS; i++) {
         const result = await ctx.load.call<ReplayResult>('replay', args);
         if (result.count !== BACKLOG || result.received !== BACKLOG)
           throw new Error(`replay: count ${result.count}, received ${result.received}, expected ${BACKLOG}`);
-        times.push(result.ms);
+        times.push(result.fromConnectMs);
+        openTimes.push(result.ms);
       }
     });
-    times.sort((a, b) => a - b);
-    const ms = times[RECONNECTS >> 1] as number;
-    return { ms, msgPerSec: (BACKLOG * 1000) / ms, cpuUs: cpuUs / (BACKLOG * RECONNECTS) };
+    const ms = median(times);
+    return { ms, openMs: median(openTimes), msgPerSec: (BACKLOG * 1000) / ms, cpuUs: cpuUs / (BACKLOG * RECONNECTS) };
   },
 };
