@@ -24,7 +24,7 @@ function nproc(): string {
 function targetText(spec: MetricSpec): string {
   if (spec.maxRatio !== undefined) return `≤ ${spec.maxRatio.toFixed(2)}× baseline`;
   if (spec.max !== undefined) return `≤ ${spec.max} ${spec.unit}`;
-  if (spec.min !== undefined) return `≥ ${spec.min.toLocaleString('en')} ${spec.unit}`;
+  if (spec.min !== undefined) return `≥ ${spec.min.toLocaleString('en')}${spec.unit === '/s' ? '' : ' '}${spec.unit}`;
   return '';
 }
 
@@ -154,7 +154,8 @@ export function renderReport(
       'coordinates. Everything is on 127.0.0.1; the two sides never run at the same time.',
     '- **Server CPU** is `process.cpuUsage()` (user + system, all threads of the server process) read over IPC inside ' +
       'the server right before and right after a measured phase, divided by the operations of the phase. ' +
-      '**Memory** is `process.memoryUsage().rss` read the same way after a forced GC (`--expose-gc`).',
+      '**Memory** is `process.memoryUsage().rss` (and `heapUsed`) read the same way once settled after forced GCs ' +
+      '(`--expose-gc`); RSS moves by ±0.5 KiB per connection between runs, the heap reading much less.',
     '- Both servers verify the same HS256 tokens (same secret and `kid`; Gatehouse reads it from the keys file the ' +
       'bench writes into its data folder). Gatehouse verifies with its own node:crypto verifier and checks revocation ' +
       '(principal token version, login session) through its caches and SQLite; the baseline runs ' +
@@ -165,6 +166,11 @@ export function renderReport(
         .join(', ')}; \`log.level: warn\`; the \`replay\` scenario also sets \`messages.replayLimit: 10000\`.`,
     '- Throughputs (per second) are wall-clock numbers of a load generator that shares the two cores with the ' +
       'server, so they are bounded by the client as much as by the server; CPU per operation is the server’s own cost.',
+    '- The baseline does only what its description says. Gatehouse does its whole job on the same work: rate limits, ' +
+      'revocation checks, device slots, presence, offline replay on every authentication, metrics, and for messages ' +
+      'membership checks and a SQLite commit (WAL, `synchronous=NORMAL`, group commit) before every ack.',
+    '- `BENCH_PROFILE_DIR=/tmp/prof npm run bench -- --scenario fanout --runs 1` also writes a `.cpuprofile` of ' +
+      'each measured phase on Gatehouse’s side (the profiler’s own cost inflates that run’s numbers).',
     '',
     ...sections.flatMap((s) => [s, '']),
   ].join('\n');

@@ -19,8 +19,9 @@ export const replay: Scenario = {
   title: 'Offline replay',
   replayLimit: BACKLOG,
   describe: () =>
-    `A device with a backlog of ${BACKLOG.toLocaleString('en')} messages connects; the time is from the client's \`open\` ` +
-    'to `offline_messages_complete`. Gatehouse runs with `messages.replayLimit: 10000`; the backlog is ' +
+    `A device with a backlog of ${BACKLOG.toLocaleString('en')} messages connects; the time is from \`new WebSocket(…)\` ` +
+    '(connect) to `offline_messages_complete`, and from the client’s `open` to it. Gatehouse runs with ' +
+    '`messages.replayLimit: 10000`; the backlog is ' +
     `${BACKLOG.toLocaleString('en')} direct messages (64-byte text) another user sent while the device was offline; the ` +
     'device never acks, so each reconnect replays the whole backlog. The baseline sends ' +
     `${BACKLOG.toLocaleString('en')} pre-built \`offline_message\` frames of the same shape and size on open, then ` +
