@@ -3,7 +3,7 @@ import type { PrincipalInfo } from '@gatehouse/protocol';
 import type { WebSocket } from 'ws';
 import type { AuthContext } from '../auth/auth-service.js';
 import type { EndpointConfig } from '../config.js';
-import { encodeTextFrame, writeFrame } from './frame-writer.js';
+import { encodeTextFrame, flushConnection, unsentBytes, writeFrame } from './frame-writer.js';
 
 /** Live messages held back while a connection's offline replay runs (see Messaging.replay). */
 export interface ReplayState {
@@ -79,7 +79,7 @@ export class Connection {
    */
   drained(): Promise<void> {
     return new Promise((resolve) => {
-      // The frame writer uncorks at the end of this turn; look after it has.
+      // The frame writer hands this turn's frames to the socket when the turn ends; look after it has.
       setImmediate(() => {
         if (this.closed || !this.socket.writableNeedDrain) return resolve();
         const done = () => {
@@ -93,10 +93,16 @@ export class Connection {
     });
   }
 
-  /** Closes once; later calls do nothing. */
+  /** Bytes written to this connection that the peer has not taken yet. */
+  unsentBytes(): number {
+    return unsentBytes(this);
+  }
+
+  /** Closes once; later calls do nothing. Frames written before go out before the close frame. */
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    flushConnection(this);
     this.ws.close(code, reason);
   }
 

@@ -258,10 +258,13 @@ export class Gateway implements FrameContext {
     // The client may have gone while the credential was checked.
     if (socket.destroyed) return;
     // The 101 response and the first frames (`connected`, the offline replay) leave in one
-    // write when this turn ends, instead of one write (and one packet) each.
+    // write when this turn ends, instead of one write (and one packet) each: the socket stays
+    // corked until the frame writer (whose flush is scheduled by then) has handed them over.
     socket.cork();
-    setImmediate(() => socket.uncork());
-    this.wss.handleUpgrade(req, socket, head, then);
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      then(ws);
+      setImmediate(() => socket.uncork());
+    });
   }
 
   private accept(

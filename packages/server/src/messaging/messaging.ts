@@ -244,7 +244,7 @@ export class Messaging {
           conn.sendFrame(encodeTextFrame(eventFrame('offline_message', row.body)));
           // A backlog larger than the buffer limit goes out in steps, each once the last has left:
           // written at once it would get a reading client cut off as a slow one.
-          if (conn.socket.writableLength >= conn.maxBufferedBytes / 2) {
+          if (conn.unsentBytes() >= conn.maxBufferedBytes / 2) {
             await conn.drained();
             if (conn.closed) return;
           }
