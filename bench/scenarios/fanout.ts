@@ -2,7 +2,7 @@ import { group, principals } from './setup.js';
 import { measured, type Scenario } from './types.js';
 
 const MEMBERS = 1_000;
-const BURSTS = 20;
+const BURSTS = 50;
 const BURST_SIZE = 10;
 
 export const fanout: Scenario = {

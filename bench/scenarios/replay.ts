@@ -3,7 +3,7 @@ import { principals } from './setup.js';
 import { measured, type Scenario } from './types.js';
 
 const BACKLOG = 10_000;
-const RECONNECTS = 5;
+const RECONNECTS = 9;
 
 interface ReplayResult {
   count: number;
