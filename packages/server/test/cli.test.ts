@@ -164,6 +164,12 @@ describe('the gatehouse CLI', () => {
     }
   });
 
+  it('runs through the installed bin shim', async () => {
+    const shim = fileURLToPath(new URL('../../bin/gatehouse.js', import.meta.url));
+    const { stdout } = await run(process.execPath, [shim, '--help']);
+    assert.match(stdout, /gatehouse serve/);
+  });
+
   it('rejects bad usage with exit code 64 and a message', async () => {
     const res = await gatehouse([
       'user',
