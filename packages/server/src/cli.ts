@@ -195,7 +195,7 @@ export async function main(argv: string[]): Promise<number> {
   const [command, sub, arg] = positionals;
   if (flags.help || !command) {
     console.log(USAGE);
-    return command ? 0 : 1;
+    return flags.help ? 0 : 1;
   }
   switch (`${command} ${sub ?? ''}`.trim()) {
     case 'serve':
