@@ -154,6 +154,7 @@ export class Gatehouse {
     });
     const limiterBackend = sharedLimiters(resolvedConfig, log);
     const limits = new RateLimits(resolvedConfig, limiterBackend.create);
+    await limiterBackend.ready();
     const auth = new AuthService(store, tokens, revocations, control, limits, resolvedConfig, clock);
 
     const cluster = createClusterState(resolvedConfig, nodeId, log);

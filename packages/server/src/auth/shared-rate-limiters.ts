@@ -14,7 +14,7 @@ import { type LimiterFactory, memoryLimiters } from './rate-limits.js';
 export function sharedLimiters(
   config: GatehouseConfig,
   log: Logger,
-): { create: LimiterFactory; close(): Promise<void> } {
+): { create: LimiterFactory; ready(): Promise<void>; close(): Promise<void> } {
   const prefix = `${config.broker.prefix}:rl`;
   if (config.broker.url.startsWith('redis://') || config.broker.url.startsWith('rediss://')) {
     const client = new Redis(config.broker.url, { enableOfflineQueue: false, lazyConnect: false });
@@ -27,6 +27,7 @@ export function sharedLimiters(
           storeClient: client,
           insuranceLimiter: new RateLimiterMemory(options),
         }),
+      ready: async () => {},
       close: async () => {
         client.disconnect();
       },
@@ -35,9 +36,17 @@ export function sharedLimiters(
   if (/^postgres(ql)?:\/\//.test(config.store.url)) {
     const pool = new pg.Pool({ connectionString: config.store.url, max: 4 });
     pool.on('error', (err) => log.debug({ err }, 'rate limits: PostgreSQL error'));
+    // Until its table exists a limiter counts in memory only, so the node waits for the tables.
+    const tables: Promise<void>[] = [];
     return {
-      create: (options) =>
-        new RateLimiterPostgres(
+      create: (options) => {
+        let created!: () => void;
+        tables.push(
+          new Promise((resolve) => {
+            created = resolve;
+          }),
+        );
+        return new RateLimiterPostgres(
           {
             ...options,
             storeClient: pool,
@@ -48,10 +57,15 @@ export function sharedLimiters(
           },
           (err?: unknown) => {
             if (err) log.warn({ err }, 'rate limits: could not create the PostgreSQL table; limiting in memory');
+            created();
           },
-        ),
+        );
+      },
+      ready: async () => {
+        await Promise.all(tables);
+      },
       close: () => pool.end(),
     };
   }
-  return { create: memoryLimiters, close: async () => {} };
+  return { create: memoryLimiters, ready: async () => {}, close: async () => {} };
 }
