@@ -24,7 +24,7 @@ const RATES = [TARGET_RATE, LOWER_RATE];
  * Every setup stays up for the whole run and the phases take turns (setup by setup, the
  * order reversed every round), so a change in the machine's load meets every setup alike.
  */
-const ROUNDS = 4;
+const ROUNDS = 6;
 const PHASE_MS = 1_000;
 const WARMUP = { rate: 2_000, durationMs: 1_000 };
 /** The target: cross-node p50 at most this much above single-node p50. */
