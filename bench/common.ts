@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 
 /** The request/reply messages every bench child process speaks over its IPC channel. */
 interface RpcRequest {
@@ -148,6 +149,15 @@ export interface BenchKey {
   kid: string;
   /** base64url, 32 bytes. */
   secret: string;
+}
+
+/** Writes the keys file Gatehouse reads (`tokens.keysFile`): the bench's one HS256 key. */
+export function writeKeysFile(file: string, key: BenchKey): void {
+  writeFileSync(
+    file,
+    `${JSON.stringify({ signingKid: key.kid, keys: [{ kid: key.kid, alg: 'HS256', secret: key.secret }] })}\n`,
+    { mode: 0o600 },
+  );
 }
 
 export const BENCH_ADMIN_KEY = 'bench-admin-key';

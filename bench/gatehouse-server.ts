@@ -1,26 +1,33 @@
 /**
  * Gatehouse under test, in its own process: built with `Gatehouse.create({config})` on a
  * fresh data folder whose keys file holds the bench's HS256 key. Answers `stats` over IPC
- * with its own CPU time and RSS. Argument: JSON `{dataDir, key, replayLimit}`.
+ * with its own CPU time and RSS. Argument: JSON `{dataDir, key, replayLimit}`, and for a
+ * node of a cluster `{storeUrl, brokerUrl, brokerPrefix, nodeId, keysFile}` (the keys file
+ * shared by every node, written by the orchestrator).
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import type * as App from '../packages/server/src/app.js';
-import { BENCH_ADMIN_KEY, BENCH_LIMITS, type BenchKey, serveRpc, serverStats } from './common.js';
+import { BENCH_ADMIN_KEY, BENCH_LIMITS, type BenchKey, serveRpc, serverStats, writeKeysFile } from './common.js';
 
 export interface GatehouseServerOptions {
   dataDir: string;
   key: BenchKey;
   replayLimit: number;
+  /** Empty or absent: SQLite in the data folder. */
+  storeUrl?: string;
+  /** Absent: `memory://` (the in-process broker). */
+  brokerUrl?: string;
+  brokerPrefix?: string;
+  nodeId?: string;
+  /** Absent: `keys.json` written into the data folder. */
+  keysFile?: string;
 }
 
 const options = JSON.parse(process.argv[2] ?? '{}') as GatehouseServerOptions;
-writeFileSync(
-  join(options.dataDir, 'keys.json'),
-  `${JSON.stringify({ signingKid: options.key.kid, keys: [{ kid: options.key.kid, alg: 'HS256', secret: options.key.secret }] })}\n`,
-  { mode: 0o600 },
-);
+const keysFile = options.keysFile ?? join(options.dataDir, 'keys.json');
+if (!options.keysFile) writeKeysFile(keysFile, options.key);
 
 // The worktree's own build (not whatever node_modules/@gatehouse/server points at).
 const { Gatehouse } = (await import(
@@ -34,6 +41,10 @@ const gatehouse = await Gatehouse.create({
     log: { level: 'warn' },
     limits: BENCH_LIMITS,
     messages: { replayLimit: options.replayLimit },
+    tokens: { keysFile },
+    store: { url: options.storeUrl ?? '' },
+    broker: { url: options.brokerUrl ?? 'memory://', prefix: options.brokerPrefix ?? 'gatehouse' },
+    nodeId: options.nodeId ?? '',
   },
 });
 const { port } = await gatehouse.listen();

@@ -230,22 +230,36 @@ serveRpc({
 
   /**
    * A fixed offered load: `rate` messages per second in total, spread over every user of
-   * every pair, for `durationMs`. Latency is send → the peer receiving the `message`.
+   * every pair (`oneWay`: over the first user of each pair only, the second only receives),
+   * for `durationMs`. Latency is send → the peer receiving the `message`.
    */
-  async directLatency(args: { pairs: [string, string][]; rate: number; durationMs: number; tag: string }) {
+  async directLatency(args: {
+    pairs: [string, string][];
+    rate: number;
+    durationMs: number;
+    tag: string;
+    oneWay?: boolean;
+    /** Also return every latency (sorted), for pooling several phases. */
+    samples?: boolean;
+  }) {
     const senders: [UserSocket, string][] = [];
-    for (const [a, b] of args.pairs) senders.push([user(a), b], [user(b), a]);
+    for (const [a, b] of args.pairs) {
+      senders.push([user(a), b]);
+      if (!args.oneWay) senders.push([user(b), a]);
+    }
     const sentAt = new Map<string, number>();
     const latencies: number[] = [];
     let errors = 0;
-    for (const [socket] of senders)
+    let lastDelivery = 0;
+    for (const socket of args.pairs.flat().map(user))
       socket.onData = (data) => {
         if (startsWith(data, MESSAGE)) {
           const text = data.toString();
           const key = text.slice(text.indexOf('"client_msg_id":"') + 17, text.lastIndexOf('"'));
           const at = sentAt.get(key);
           if (at !== undefined) {
-            latencies.push(performance.now() - at);
+            lastDelivery = performance.now();
+            latencies.push(lastDelivery - at);
             sentAt.delete(key);
           }
         } else if (startsWith(data, ACK) && data.includes('"error"')) errors++;
@@ -280,16 +294,20 @@ serveRpc({
     const sendMs = performance.now() - started;
     const deadline = performance.now() + 10_000;
     while (latencies.length < sent && performance.now() < deadline) await sleep(10);
-    for (const [socket] of senders) socket.onData = ignore;
+    for (const socket of args.pairs.flat().map(user)) socket.onData = ignore;
     latencies.sort((a, b) => a - b);
     return {
       sent,
       delivered: latencies.length,
       errors,
       offeredRate: (sent * 1000) / sendMs,
+      /** Deliveries per second from the first send to the last delivery (below the offered rate when a backlog built up). */
+      deliveredRate: (latencies.length * 1000) / (lastDelivery - started),
+      deliveredMs: lastDelivery - started,
       p50: percentile(latencies, 50),
       p99: percentile(latencies, 99),
       max: latencies.at(-1) ?? Number.NaN,
+      ...(args.samples ? { latencies } : {}),
     };
   },
 

@@ -1,11 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, cpus, release, totalmem, type } from 'node:os';
 import { BENCH_LIMITS, median } from './common.js';
-import type { MetricSpec, Scenario, Side } from './scenarios/types.js';
+import type { MetricSpec, Scenario, SetupsRun, SetupsScenario, Side } from './scenarios/types.js';
 
 export interface ScenarioResults {
   scenario: Scenario;
   runs: Record<Side, Record<string, number>>[];
+}
+
+export interface SetupsResults {
+  scenario: SetupsScenario;
+  runs: SetupsRun[];
 }
 
 const fmt = (value: number, digits = 1): string =>
@@ -54,6 +59,7 @@ const value = (spec: MetricSpec, v: number) => `${fmt(v, spec.digits)} ${spec.un
 
 export function renderReport(
   results: ScenarioResults[],
+  setupResults: SetupsResults[],
   meta: { runs: number; started: Date; finished: Date; command: string },
 ): { markdown: string; summary: string } {
   const machine = [
@@ -118,6 +124,21 @@ export function renderReport(
       ].join('\n'),
     );
   }
+  const setupTargets: string[] = [];
+  for (const entry of setupResults) {
+    const report = entry.scenario.report(entry.runs);
+    if (setupTargets.length === 0)
+      setupTargets.push(
+        '| scenario | metric | one node | cross-node | cross-node − one node | target | result |',
+        '|---|---|---:|---:|---:|---|---|',
+      );
+    for (const row of report.targets)
+      setupTargets.push(
+        `| ${entry.scenario.name} | ${row.metric} | ${row.reference} | ${row.measured} | ${row.difference} | ${row.target} | ${row.result} |`,
+      );
+    sections.push(report.section);
+    console.push(...report.console);
+  }
   const minutes = ((meta.finished.getTime() - meta.started.getTime()) / 60_000).toFixed(1);
   const markdown = [
     '# Benchmarks',
@@ -133,7 +154,9 @@ export function renderReport(
     '',
     `Every number is the **median of ${meta.runs} run${meta.runs === 1 ? '' : 's'}**; each run measures Gatehouse and the ` +
       'bare baseline one after the other on the same machine, so read the ratios more than the absolute numbers ' +
-      '(the machine is shared and noisy). `npm run bench -- --scenario handshake --runs 1` runs one scenario quickly.',
+      '(the machine is shared and noisy). `cross-node` compares Gatehouse with itself instead: one node against two ' +
+      'nodes over Redis and over NATS, in the same run. `npm run bench -- --scenario handshake --runs 1` runs one ' +
+      'scenario quickly.',
     '',
     '## Machine',
     '',
@@ -143,8 +166,8 @@ export function renderReport(
     '',
     '## Targets',
     '',
-    ...summary,
-    '',
+    ...(results.length > 0 ? [...summary, ''] : []),
+    ...(setupTargets.length > 0 ? [...setupTargets, ''] : []),
     '## How it is measured',
     '',
     '- Each side runs as its own child process: `bench/gatehouse-server.ts` builds Gatehouse with ' +
@@ -169,8 +192,17 @@ export function renderReport(
     '- The baseline does only what its description says. Gatehouse does its whole job on the same work: rate limits, ' +
       'revocation checks, device slots, presence, offline replay on every authentication, metrics, and for messages ' +
       'membership checks and a SQLite commit (WAL, `synchronous=NORMAL`, group commit) before every ack.',
+    '- `cross-node` runs no baseline: within each run it measures three setups of Gatehouse (one node, two nodes ' +
+      'over Redis, two nodes over NATS), all up at once and taking turns phase by phase. Each setup gets a ' +
+      'fresh PostgreSQL database (`gh_bench_<random>`, created on `BENCH_POSTGRES_URL`, default ' +
+      '`postgres://postgres@127.0.0.1:5432/test`, and dropped after), fresh `bench/gatehouse-server.ts` processes ' +
+      'with `store.url` on that database, `broker.url` (`memory://` for one node), a `broker.prefix` and `nodeId` of ' +
+      'their own and one keys file written by the orchestrator for every node, and a fresh load generator. Its server ' +
+      'CPU is read as above in every node process and summed. A setup whose PostgreSQL, Redis or NATS is not ' +
+      'reachable is skipped, and the report says so.',
     '- `BENCH_PROFILE_DIR=/tmp/prof npm run bench -- --scenario fanout --runs 1` also writes a `.cpuprofile` of ' +
-      'each measured phase on Gatehouse’s side (the profiler’s own cost inflates that run’s numbers).',
+      'each measured phase on Gatehouse’s side (of every node, for `cross-node`; the profiler’s own cost inflates ' +
+      'that run’s numbers).',
     '',
     ...sections.flatMap((s) => [s, '']),
   ].join('\n');

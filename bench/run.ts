@@ -4,8 +4,9 @@
  * Measures Gatehouse and a bare `ws` + `jose` baseline side by side, in one run: for each
  * run and scenario, each side gets a fresh server process and a fresh load-generator
  * process (one side after the other, never both at once). CPU and memory are read inside
- * the server process over IPC. Writes docs/benchmarks.md for a full run (every scenario),
- * bench/results/latest.md otherwise.
+ * the server process over IPC. Scenarios of kind `setups` (cross-node) compare setups of
+ * Gatehouse with each other instead, starting their own processes. Writes
+ * docs/benchmarks.md for a full run (every scenario), bench/results/latest.md otherwise.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,17 +14,18 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BenchKey, Child } from './common.js';
-import { renderReport, type ScenarioResults } from './report.js';
+import { renderReport, type ScenarioResults, type SetupsResults } from './report.js';
+import { crossNode } from './scenarios/cross-node.js';
 import { direct } from './scenarios/direct.js';
 import { fanout } from './scenarios/fanout.js';
 import { handshake } from './scenarios/handshake.js';
 import { replay } from './scenarios/replay.js';
-import type { Scenario, Side, SideContext } from './scenarios/types.js';
+import type { Scenario, SetupsScenario, Side, SideContext } from './scenarios/types.js';
 
-const SCENARIOS: Scenario[] = [handshake, direct, fanout, replay];
+const SCENARIOS: (Scenario | SetupsScenario)[] = [handshake, direct, fanout, replay, crossNode];
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-function parseArgs(argv: string[]): { scenarios: Scenario[]; runs: number; out: string | null } {
+function parseArgs(argv: string[]): { scenarios: (Scenario | SetupsScenario)[]; runs: number; out: string | null } {
   let names: string[] = [];
   let runs = 3;
   let out: string | null = null;
@@ -41,7 +43,9 @@ function parseArgs(argv: string[]): { scenarios: Scenario[]; runs: number; out: 
     else if (arg === '--out') out = value();
     else if (arg.startsWith('--out=')) out = arg.slice(6);
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: npm run bench -- [--scenario handshake,direct,fanout,replay] [--runs 3] [--out FILE]');
+      console.log(
+        `usage: npm run bench -- [--scenario ${SCENARIOS.map((s) => s.name).join(',')}] [--runs 3] [--out FILE]`,
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
   }
@@ -101,7 +105,12 @@ async function main(): Promise<void> {
     process.exit(2);
   }, 30 * 60_000);
   watchdog.unref();
-  const results: ScenarioResults[] = scenarios.map((scenario) => ({ scenario, runs: [] }));
+  const results: ScenarioResults[] = scenarios.flatMap((scenario) =>
+    scenario.kind === 'setups' ? [] : [{ scenario, runs: [] }],
+  );
+  const setupResults: SetupsResults[] = scenarios.flatMap((scenario) =>
+    scenario.kind === 'setups' ? [{ scenario, runs: [] }] : [],
+  );
   for (let run = 1; run <= runs; run++) {
     for (const entry of results) {
       const { scenario } = entry;
@@ -124,12 +133,19 @@ async function main(): Promise<void> {
       }
       entry.runs.push(sides as Record<Side, Record<string, number>>);
     }
+    for (const entry of setupResults) {
+      const key: BenchKey = {
+        kid: `bench-${randomBytes(3).toString('hex')}`,
+        secret: randomBytes(32).toString('base64url'),
+      };
+      entry.runs.push(await entry.scenario.run({ run, runs, key }));
+    }
   }
   const all = scenarios.length === SCENARIOS.length;
   const target = out ?? (all ? join(root, 'docs/benchmarks.md') : join(root, 'bench/results/latest.md'));
   const argv = process.argv.slice(2);
   const command = argv.length > 0 ? `npm run bench -- ${argv.join(' ')}` : 'npm run bench';
-  const report = renderReport(results, { runs, started, finished: new Date(), command });
+  const report = renderReport(results, setupResults, { runs, started, finished: new Date(), command });
   mkdirSync(dirname(target), { recursive: true });
   writeFileSync(target, report.markdown);
   console.log(`\n${report.summary}\nwrote ${relative(process.cwd(), target)}`);

@@ -29,6 +29,8 @@ export interface MetricSpec {
 }
 
 export interface Scenario {
+  /** Gatehouse against the baseline, one side after the other (the default). */
+  kind?: 'sides';
   name: string;
   title: string;
   /** What was done, for the report (markdown). */
@@ -37,6 +39,44 @@ export interface Scenario {
   /** Gatehouse's messages.replayLimit for this scenario. */
   replayLimit?: number;
   run(ctx: SideContext): Promise<Record<string, number>>;
+}
+
+/** One run of a scenario that compares setups of Gatehouse with each other (no baseline side). */
+export interface SetupsRun {
+  /** setup → metric → value. */
+  values: Record<string, Record<string, number>>;
+  /** setup → why it was skipped in this run. */
+  skipped: Record<string, string>;
+}
+
+/** What such a scenario adds to the report. */
+export interface SetupsReport {
+  /** Rows of the "Targets" table of setups compared with a reference setup. */
+  targets: {
+    metric: string;
+    reference: string;
+    measured: string;
+    difference: string;
+    target: string;
+    result: string;
+  }[];
+  /** Its section (markdown, from its `## …` heading on). */
+  section: string;
+  /** Summary lines for the console. */
+  console: string[];
+}
+
+/**
+ * A scenario that starts its own processes for each run (several Gatehouse setups, e.g. one
+ * node against a cluster of two) and renders its own section of the report.
+ */
+export interface SetupsScenario {
+  kind: 'setups';
+  name: string;
+  title: string;
+  /** One run (`run` of `runs`), with the bench's signing key. */
+  run(args: { run: number; runs: number; key: BenchKey }): Promise<SetupsRun>;
+  report(runs: SetupsRun[]): SetupsReport;
 }
 
 let profiles = 0;

@@ -38,6 +38,8 @@ export class RedisBroker implements Broker {
   private rejectReady: (err: Error) => void = () => {};
   private connectedOnce = false;
   private closed = false;
+  /** Set while the publish connection is corked until the current microtasks have run. */
+  private corked = false;
 
   constructor(url: string, options: RedisBrokerOptions = {}) {
     this.prefix = checkPrefix(options.prefix ?? 'gatehouse');
@@ -84,6 +86,7 @@ export class RedisBroker implements Broker {
     if (this.closed) return Promise.reject(new Error('broker is closed'));
     if (this.publisher.status !== 'ready')
       return Promise.reject(new Error(`Redis is unreachable (publish connection ${this.publisher.status})`));
+    this.corkUntilTurnEnds();
     return this.publisher.publish(this.channel(topic), payload).then(() => {});
   }
 
@@ -137,6 +140,22 @@ export class RedisBroker implements Broker {
     this.rejectReady(new Error('broker is closed'));
     this.channels.clear();
     await Promise.all([quit(this.publisher), quit(this.subscriber)]);
+  }
+
+  /**
+   * Publications made in one go (a group-commit batch acks and publishes all its messages at
+   * once) leave in one socket write instead of one each: fewer system calls here, fewer reads
+   * and wake-ups for Redis. The write goes out as soon as the current microtasks have run.
+   */
+  private corkUntilTurnEnds(): void {
+    if (this.corked) return;
+    const stream = this.publisher.stream;
+    this.corked = true;
+    stream.cork();
+    queueMicrotask(() => {
+      this.corked = false;
+      stream.uncork();
+    });
   }
 
   private channel(topic: string): string {
