@@ -1,20 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { Clients, imUsers, sendMessage, sendOk } from './helpers/messaging.js';
+import { Clients, freshUsers, sendMessage, sendOk } from './helpers/messaging.js';
 import { api, startServer, type TestServer, userToken } from './helpers/test-server.js';
 
 describe('direct messages', () => {
   let server: TestServer;
   const clients = new Clients();
-  let run = 0;
-
-  /** Fresh user ids for each test, so no test sees another's conversations. */
-  async function users(...names: string[]) {
-    run++;
-    const ids = names.map((n) => `${n}-${run}`);
-    const { appKey, tokens } = await imUsers(server, ids);
-    return { appKey, ids, tokens: ids.map((id) => tokens[id] as string) };
-  }
+  const users = freshUsers(() => server);
 
   before(async () => {
     server = await startServer();
@@ -227,6 +219,7 @@ describe('direct messages', () => {
 
   it('answers NOT_FOUND to an unknown conversation or an unknown recipient', async () => {
     const {
+      ids: [aliceId],
       tokens: [aliceToken],
     } = await users('alice');
     const alice = await clients.device(server, '/ws', aliceToken as string);
@@ -235,7 +228,7 @@ describe('direct messages', () => {
     assert.equal(unknownConversation.code, 404);
     assert.equal(unknownConversation.error, 'NOT_FOUND');
 
-    const unknownRecipient = await sendMessage(alice.client, { to: `nobody-${run}`, text: 'x' });
+    const unknownRecipient = await sendMessage(alice.client, { to: `nobody-for-${aliceId}`, text: 'x' });
     assert.equal(unknownRecipient.type, 'ack');
     assert.equal(unknownRecipient.code, 404);
     assert.equal(unknownRecipient.error, 'NOT_FOUND');

@@ -1,19 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { Clients, createGroup, imUsers, sendOk } from './helpers/messaging.js';
+import { Clients, createGroup, freshUsers, sendOk } from './helpers/messaging.js';
 import { api, startServer, type TestServer, userToken } from './helpers/test-server.js';
 
 describe('history and the conversation list', () => {
   let server: TestServer;
   const clients = new Clients();
-  let run = 0;
-
-  async function users(...names: string[]) {
-    run++;
-    const ids = names.map((n) => `${n}-${run}`);
-    const { appKey, tokens } = await imUsers(server, ids);
-    return { appKey, ids, tokens: ids.map((id) => tokens[id] as string) };
-  }
+  const users = freshUsers(() => server);
 
   /** Alice sends `count` numbered messages to Bob; resolves with the conversation id. */
   async function conversationOf(count: number) {

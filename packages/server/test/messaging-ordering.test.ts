@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { Clients, createGroup, imUsers, nextFrames, sendMessage, sendOk } from './helpers/messaging.js';
+import { Clients, createGroup, freshUsers, nextFrames, sendMessage, sendOk } from './helpers/messaging.js';
 import { api, startServer, type TestServer } from './helpers/test-server.js';
 import type { Frame, TestClient } from './helpers/ws-client.js';
 
@@ -10,14 +10,7 @@ const PER_SENDER = 100;
 describe('ordering, idempotency and store failures', () => {
   let server: TestServer;
   const clients = new Clients();
-  let run = 0;
-
-  async function users(...names: string[]) {
-    run++;
-    const ids = names.map((n) => `${n}-${run}`);
-    const { tokens } = await imUsers(server, ids);
-    return { ids, tokens: ids.map((id) => tokens[id] as string) };
-  }
+  const users = freshUsers(() => server);
 
   const history = async (client: TestClient, conversationId: string) =>
     (await client.request({ type: 'history', conversation_id: conversationId, limit: 200 })).body.messages as {

@@ -88,6 +88,20 @@ export async function imUsers(
   return { appKey, tokens };
 }
 
+/**
+ * Makes users with fresh ids on every call (each name gets a new run number), so no test
+ * sees another test's conversations; `server` is read at call time (set in `before`).
+ */
+export function freshUsers(server: () => TestServer) {
+  let run = 0;
+  return async (...names: string[]) => {
+    run++;
+    const ids = names.map((n) => `${n}-${run}`);
+    const { appKey, tokens } = await imUsers(server(), ids);
+    return { appKey, ids, tokens: ids.map((id) => tokens[id] as string) };
+  };
+}
+
 /** A group created with the admin key; resolves with its id. */
 export async function createGroup(server: TestServer, members: string[], name = 'group'): Promise<string> {
   const res = await api(server, 'POST', '/api/v1/conversations', {
