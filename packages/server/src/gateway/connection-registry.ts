@@ -134,10 +134,6 @@ export class ConnectionRegistry {
     return this.byConnectionId.get(connectionId);
   }
 
-  inSlot(slot: string): Connection | undefined {
-    return this.bySlot.get(slot);
-  }
-
   principalIds(): IterableIterator<string> {
     return this.byPrincipal.keys();
   }

@@ -51,7 +51,6 @@ const invalid = (message: string): VerifyFailure => ({ ok: false, code: 'TOKEN_I
 export const hashSecret = (value: string): string => createHash('sha256').update(value).digest('hex');
 
 export const isTicket = (credential: string): boolean => credential.startsWith(TICKET_PREFIX);
-export const isRefreshToken = (credential: string): boolean => credential.startsWith(REFRESH_PREFIX);
 
 /**
  * Signs and verifies access tokens; makes opaque refresh tokens and tickets.
