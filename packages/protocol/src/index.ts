@@ -1,2 +1,3 @@
 export * from './codes.js';
+export * from './devices.js';
 export * from './frames.js';

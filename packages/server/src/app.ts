@@ -18,6 +18,7 @@ import { PostgresClusterState } from './cluster/postgres-cluster-state.js';
 import { type ConfigInput, type GatehouseConfig, loadConfig, ms } from './config.js';
 import { ControlChannel } from './control-channel.js';
 import { Gateway } from './gateway/gateway.js';
+import { gatewaySettings } from './gateway/gateway-settings.js';
 import { messageFrameHandlers } from './gateway/message-frames.js';
 import { createRestApp, type RestApp } from './http/rest-app.js';
 import { createLogger } from './logger.js';
@@ -162,13 +163,23 @@ export class Gatehouse {
     let messaging: Messaging | null = null;
     let metrics: Metrics | null = null;
     let presence: PresenceNotifier | null = null;
-    const gateway = new Gateway(auth, clock, limits, control, resolvedConfig, log, nodeId, cluster, {
-      onAuthenticated: (conn) => {
-        presence?.connected(conn);
-        return messaging?.replay(conn);
+    const gateway = new Gateway({
+      auth,
+      clock,
+      limits,
+      control,
+      settings: gatewaySettings(resolvedConfig),
+      log,
+      nodeId,
+      slots: cluster,
+      hooks: {
+        onAuthenticated: (conn) => {
+          presence?.connected(conn);
+          return messaging?.replay(conn);
+        },
+        onClosed: (conn) => presence?.disconnected(conn),
+        onHandshake: (outcome) => metrics?.handshakes.inc({ outcome }),
       },
-      onClosed: (conn) => presence?.disconnected(conn),
-      onHandshake: (outcome) => metrics?.handshakes.inc({ outcome }),
     });
     metrics = new Metrics(nodeId, gateway.registry);
     const m = metrics;

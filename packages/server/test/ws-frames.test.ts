@@ -54,9 +54,15 @@ describe('WebSocket frames', () => {
         type: 'login',
         id: 'l1',
         code: 200,
+        status: 1,
+        msg: 'Login successful',
+        token: reply.body.token,
+        wstoken: reply.wstoken,
         body: { token: reply.body.token, expires_at: reply.body.expires_at, session_id: sessionId, user },
         err_msg: '',
       });
+      assert.equal(typeof reply.wstoken, 'string');
+      assert.ok(reply.wstoken.length >= 32);
       assert.equal(reply.body.expires_at, jwtClaims(reply.body.token).exp * 1000);
       const whoami = await client.request({ type: 'whoami' });
       assert.deepEqual(whoami.body, { user, session_id: sessionId, expires_at: reply.body.expires_at });
@@ -107,6 +113,8 @@ describe('WebSocket frames', () => {
         type: 'login',
         id: 'bad',
         code: 401,
+        status: 0,
+        msg: failed.err_msg,
         body: null,
         error: 'LOGIN_FAILED',
         err_msg: failed.err_msg,

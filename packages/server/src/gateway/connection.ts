@@ -4,10 +4,25 @@ import type { WebSocket } from 'ws';
 import type { AuthContext } from '../auth/auth-service.js';
 import type { EndpointConfig } from '../config.js';
 import { encodeTextFrame, flushConnection, unsentBytes, writeFrame } from './frame-writer.js';
+import type { DeviceContext } from './handshake-request.js';
 
 /** Live messages held back while a connection's offline replay runs (see Messaging.replay). */
 export interface ReplayState {
   pending: { conversationId: string; seq: number; frame: Buffer }[];
+}
+
+export interface ConnectionOptions {
+  id: string;
+  ws: WebSocket;
+  socket: Duplex;
+  endpoint: EndpointConfig;
+  ip: string;
+  device: Pick<DeviceContext, 'deviceType' | 'deviceId' | 'clientId'>;
+  openedAt: number;
+  /** The frame-rate bucket starts full. */
+  messagesPerSecond: number;
+  /** Unsent bytes beyond which the socket is cut off (a client that stopped reading). */
+  maxBufferedBytes: number;
 }
 
 /**
@@ -36,22 +51,34 @@ export class Connection {
   /** Settles when this socket's previous `message` entered the group commit: sends keep their order. */
   sendOrder: Promise<void> = Promise.resolve();
 
-  constructor(
-    readonly id: string,
-    readonly ws: WebSocket,
-    readonly socket: Duplex,
-    readonly endpoint: EndpointConfig,
-    readonly ip: string,
-    readonly declaredDeviceType: string | null,
-    readonly deviceId: string | null,
-    readonly clientId: string | null,
-    readonly openedAt: number,
-    messagesPerSecond: number,
-    readonly maxBufferedBytes: number,
-  ) {
-    this.lastPingAt = openedAt;
-    this.rateTokens = messagesPerSecond;
-    this.rateUpdatedAt = openedAt;
+  readonly id: string;
+  readonly ws: WebSocket;
+  readonly socket: Duplex;
+  readonly endpoint: EndpointConfig;
+  readonly ip: string;
+  /** Device type declared in the handshake (normalised), if any. */
+  readonly declaredDeviceType: string | null;
+  readonly deviceId: string | null;
+  readonly clientId: string | null;
+  readonly openedAt: number;
+  readonly maxBufferedBytes: number;
+  /** Connection-bound token of an in-band `login` (valid only on this socket), if any. */
+  wsToken: string | null = null;
+
+  constructor(options: ConnectionOptions) {
+    this.id = options.id;
+    this.ws = options.ws;
+    this.socket = options.socket;
+    this.endpoint = options.endpoint;
+    this.ip = options.ip;
+    this.declaredDeviceType = options.device.deviceType;
+    this.deviceId = options.device.deviceId;
+    this.clientId = options.device.clientId;
+    this.openedAt = options.openedAt;
+    this.maxBufferedBytes = options.maxBufferedBytes;
+    this.lastPingAt = options.openedAt;
+    this.rateTokens = options.messagesPerSecond;
+    this.rateUpdatedAt = options.openedAt;
   }
 
   get principal(): PrincipalInfo | null {

@@ -11,6 +11,7 @@ import {
   errorInfo,
   SUBPROTOCOL,
   TOKEN_AUTH_FAILED_MESSAGE,
+  TOKEN_EXPIRED_LOGIN_MESSAGE,
   UNAUTHENTICATED_FRAME_TYPES,
 } from '@gatehouse/protocol';
 import type { Logger } from 'pino';
@@ -19,13 +20,14 @@ import type { AuthContext, AuthService } from '../auth/auth-service.js';
 import { RateLimitedError, type RateLimits } from '../auth/rate-limits.js';
 import type { Clock } from '../clock.js';
 import type { ClusterState } from '../cluster/cluster-state.js';
-import { type ConnectionPolicy, type EndpointConfig, type GatehouseConfig, ms } from '../config.js';
+import type { EndpointConfig } from '../config.js';
 import type { ControlChannel, ControlEvent } from '../control-channel.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { hotCounters } from '../metrics.js';
 import { Connection } from './connection.js';
 import { ConnectionRegistry, kick } from './connection-registry.js';
-import { clientIp, type DeviceContext, deviceContext, findCredential } from './handshake-request.js';
+import type { GatewaySettings } from './gateway-settings.js';
+import { type HandshakeParseOptions, type HandshakeRequest, parseHandshakeRequest } from './handshake-request.js';
 import { errorEvent, errorReply, type RequestFrame } from './replies.js';
 import type { FrameContext, FrameHandler } from './session-frames.js';
 import * as sessionFrames from './session-frames.js';
@@ -36,6 +38,29 @@ const MAX_MALFORMED_FRAMES = 5;
 const MAX_RATE_DROPS = 20;
 /** Socket errors are followed by `close`, which does the cleanup. */
 const ignoreError = (): void => {};
+/**
+ * Frames handled on a socket that has not authenticated: SPEC's list, plus `getuserinfo`,
+ * whose handler answers such a socket itself (status 0, code 401, "Illegal Sources").
+ */
+const ANSWERED_UNAUTHENTICATED: ReadonlySet<string> = new Set([...UNAUTHENTICATED_FRAME_TYPES, 'getuserinfo']);
+const TOO_MANY_UNAUTHENTICATED = { code: 'SERVER_BUSY', message: 'too many unauthenticated sockets' } as const;
+
+/** Writes an HTTP error response with the spec's headers and body (SPEC §3), then closes the socket. */
+function writeHttpRefusal(socket: Duplex, refusal: Refusal): void {
+  if (socket.destroyed) return;
+  const { code, message, retryAfter } = refusal;
+  const httpStatus = refusal.status ?? errorInfo(code).status;
+  const body = JSON.stringify({ code: httpStatus, error: code, err_msg: message });
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${httpStatus} ${STATUS_CODES[httpStatus] ?? 'Error'}\r\n` +
+      'Connection: close\r\nContent-Type: application/json\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      `X-WebSocket-Error-Code: ${code}\r\nX-WebSocket-Error-Message: ${message}\r\n` +
+      (retryAfter ? `Retry-After: ${retryAfter}\r\n` : '') +
+      `\r\n${body}`,
+  );
+}
 
 export interface GatewayHooks {
   /** Runs after a connection authenticated (offline replay goes here). */
@@ -46,6 +71,36 @@ export interface GatewayHooks {
   onHandshake?(outcome: string): void;
 }
 
+export interface GatewayOptions {
+  auth: AuthService;
+  clock: Clock;
+  limits: RateLimits;
+  control: ControlChannel;
+  settings: GatewaySettings;
+  log: Logger;
+  nodeId: string;
+  slots: Pick<ClusterState, 'claimSlot' | 'releaseSlot' | 'lostSlots'>;
+  hooks?: GatewayHooks;
+}
+
+/** Why a handshake is refused, and what the answer carries. */
+interface Refusal {
+  code: ErrorCode;
+  message: string;
+  status?: number | undefined;
+  retryAfter?: number | undefined;
+  /** The principal, when the credential was good but a policy refused it (for the log). */
+  principal?: string;
+}
+
+/** An upgrade in progress: the raw pieces ws needs for the 101, and the request parsed once. */
+interface Upgrade {
+  req: IncomingMessage;
+  socket: Duplex;
+  head: Buffer;
+  request: HandshakeRequest;
+}
+
 /**
  * The WebSocket side: authenticates every upgrade before accepting it, owns the sockets,
  * routes frames to handlers, and keeps sockets honest (auth timeout, heartbeat, expiry,
@@ -53,8 +108,17 @@ export interface GatewayHooks {
  */
 export class Gateway implements FrameContext {
   readonly registry: ConnectionRegistry;
+  readonly auth: AuthService;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly nodeId: string;
+  private readonly limits: RateLimits;
+  private readonly control: ControlChannel;
+  private readonly settings: GatewaySettings;
+  private readonly slots: GatewayOptions['slots'];
+  private readonly hooks: GatewayHooks;
   private readonly wss: WebSocketServer;
-  private readonly endpoints: Map<string, EndpointConfig>;
+  private readonly parseOptions: HandshakeParseOptions;
   private readonly handlers = new Map<string, FrameHandler>();
   private readonly allowedOrigins: Set<string>;
   private stopSweep: (() => void) | null = null;
@@ -62,45 +126,45 @@ export class Gateway implements FrameContext {
   /** The tail of each slot's chain of cluster claims and releases (see inSlotOrder). */
   private readonly slotTasks = new Map<string, Promise<void>>();
   private closing = false;
-  private readonly timing: {
-    authTimeout: number;
-    heartbeatInterval: number;
-    heartbeatTimeout: number;
-    expiringNotice: number;
-  };
 
-  constructor(
-    readonly auth: AuthService,
-    readonly clock: Clock,
-    private readonly limits: RateLimits,
-    private readonly control: ControlChannel,
-    private readonly config: GatehouseConfig,
-    private readonly log: Logger,
-    readonly nodeId: string,
-    private readonly slots: Pick<ClusterState, 'claimSlot' | 'releaseSlot' | 'lostSlots'>,
-    private readonly hooks: GatewayHooks = {},
-  ) {
-    this.registry = new ConnectionRegistry(config.ws.connectionPolicy as Record<string, ConnectionPolicy>);
-    this.endpoints = new Map(config.ws.endpoints.map((e) => [e.path, e]));
-    this.allowedOrigins = new Set(config.ws.allowedOrigins);
-    this.timing = {
-      authTimeout: ms(config, 'ws.authTimeout'),
-      heartbeatInterval: ms(config, 'ws.heartbeatInterval'),
-      heartbeatTimeout: ms(config, 'ws.heartbeatTimeout'),
-      expiringNotice: ms(config, 'tokens.expiringNotice'),
+  constructor(options: GatewayOptions) {
+    this.auth = options.auth;
+    this.clock = options.clock;
+    this.limits = options.limits;
+    this.control = options.control;
+    this.settings = options.settings;
+    this.log = options.log;
+    this.nodeId = options.nodeId;
+    this.slots = options.slots;
+    this.hooks = options.hooks ?? {};
+    const settings = this.settings;
+    this.registry = new ConnectionRegistry(settings.connectionPolicy);
+    this.parseOptions = {
+      endpoints: new Map(settings.endpoints.map((e) => [e.path, e])),
+      trustProxy: settings.trustProxy,
     };
+    this.allowedOrigins = new Set(settings.allowedOrigins);
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
       perMessageDeflate: false,
       // Frames up to twice the limit are read so they can be refused with 4413; larger ones ws closes with 1009.
-      maxPayload: config.ws.maxFrameBytes * 2,
+      maxPayload: settings.maxFrameBytes * 2,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
-    const { login, auth: authFrame, hello, ping, refresh, whoami, logout } = sessionFrames;
-    for (const [name, handler] of Object.entries({ login, auth: authFrame, hello, ping, refresh, whoami, logout }))
+    const { login, auth: authFrame, hello, ping, refresh, whoami, getuserinfo, logout } = sessionFrames;
+    for (const [name, handler] of Object.entries({
+      login,
+      auth: authFrame,
+      hello,
+      ping,
+      refresh,
+      whoami,
+      getuserinfo,
+      logout,
+    }))
       this.handlers.set(name, handler);
-    control.on((event) => this.onControl(event));
+    this.control.on((event) => this.onControl(event));
   }
 
   /** Adds a handler for a frame type (messaging registers message/ack/history). */
@@ -112,86 +176,101 @@ export class Gateway implements FrameContext {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.onUpgrade(req, socket, head).catch((err) => {
         this.log.error({ err }, 'upgrade failed');
-        this.rejectHttp(socket, 'INTERNAL', 'internal error');
+        this.hooks.onHandshake?.('INTERNAL');
+        writeHttpRefusal(socket, { code: 'INTERNAL', message: 'internal error' });
       });
     });
-    this.stopSweep = this.clock.every(ms(this.config, 'ws.sweepInterval'), () => this.sweep());
-    this.stopSlotCheck = this.clock.every(this.timing.heartbeatInterval, () => {
+    this.stopSweep = this.clock.every(this.settings.sweepInterval, () => this.sweep());
+    this.stopSlotCheck = this.clock.every(this.settings.heartbeatInterval, () => {
       this.checkSlots().catch((err) => this.log.warn({ err }, 'slot check failed'));
     });
   }
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
-    const url = new URL(req.url ?? '/', 'http://gatehouse');
-    const endpoint = this.endpoints.get(url.pathname);
-    if (!endpoint) return this.rejectHttp(socket, 'NOT_FOUND', 'no WebSocket endpoint at this path');
-    if (this.closing) return this.rejectHttp(socket, 'SERVER_BUSY', 'server is shutting down');
-    const ip = clientIp(req, this.config.server.trustProxy);
-    let device: DeviceContext;
-    let credential: string | null;
+    const request = parseHandshakeRequest(req, this.parseOptions);
+    const up: Upgrade = { req, socket, head, request };
+    const endpoint = request.endpoint;
+    if (!endpoint) return this.rejectHttp(up, { code: 'NOT_FOUND', message: 'no WebSocket endpoint at this path' });
+    if (this.closing) return this.rejectHttp(up, { code: 'SERVER_BUSY', message: 'server is shutting down' });
     try {
-      await this.limits.handshake(ip);
-      if (this.registry.size >= this.config.limits.maxConnections)
-        throw new GatehouseError('SERVER_BUSY', 'connection limit reached');
-      const origin = req.headers.origin;
-      if (origin && this.allowedOrigins.size > 0 && !this.allowedOrigins.has(origin))
-        throw new GatehouseError('ORIGIN_NOT_ALLOWED', 'origin is not allowed');
-      device = deviceContext(req, url.searchParams);
-      credential = findCredential(req, url.searchParams);
+      await this.limits.handshake(request.ip);
     } catch (err) {
-      return this.refuseEarly(req, socket, head, endpoint, ...this.describe(err));
+      return this.refuseEarly(up, endpoint, this.describe(err));
     }
+    const early = this.checkRequest(request);
+    if (early) return this.refuseEarly(up, endpoint, early);
+    const credential = request.credential;
     if (!credential) {
       if (endpoint.tokenRequired)
-        return this.refuse(req, socket, head, endpoint, device, 'MISSING_TOKEN', 'no token was presented');
-      if (this.registry.unauthenticated >= this.config.limits.maxUnauthenticated)
-        return this.refuseEarly(req, socket, head, endpoint, 'SERVER_BUSY', 'too many unauthenticated sockets');
+        return this.refuse(up, endpoint, { code: 'MISSING_TOKEN', message: 'no token was presented' });
+      if (this.unauthenticatedFull()) return this.refuseEarly(up, endpoint, TOO_MANY_UNAUTHENTICATED);
       this.hooks.onHandshake?.('anonymous');
-      this.accept(req, socket, head, endpoint, device, null);
+      this.accept(up, endpoint, null);
       return;
     }
     let auth: AuthContext;
     try {
-      auth = await this.auth.authenticate(credential, device.deviceId);
-      if (!endpoint.kinds.includes(auth.principal.kind))
-        throw new GatehouseError('FORBIDDEN', `${auth.principal.kind} may not connect to ${endpoint.path}`);
+      auth = await this.auth.authenticate(credential, request.device.deviceId);
     } catch (err) {
-      const [code, message, status] = this.describe(err);
-      return this.refuse(req, socket, head, endpoint, device, code, message, status);
+      return this.refuse(up, endpoint, this.describe(err));
     }
+    if (!endpoint.kinds.includes(auth.principal.kind))
+      return this.refuse(up, endpoint, {
+        code: 'FORBIDDEN',
+        message: `${auth.principal.kind} may not connect to ${endpoint.path}`,
+        principal: auth.principal.id,
+      });
     this.hooks.onHandshake?.('ok');
-    this.accept(req, socket, head, endpoint, device, auth);
+    this.accept(up, endpoint, auth);
   }
 
-  private describe(err: unknown): [ErrorCode, string, number?, number?] {
-    if (err instanceof RateLimitedError) return ['RATE_LIMITED', err.message, 429, err.retryAfterSeconds];
-    if (isGatehouseError(err)) return [err.code, err.message, err.status];
+  /** The refusals made before any credential is looked at: capacity, origin, a malformed request. */
+  private checkRequest(request: HandshakeRequest): Refusal | null {
+    if (this.registry.size >= this.settings.maxConnections)
+      return { code: 'SERVER_BUSY', message: 'connection limit reached' };
+    const origin = request.origin;
+    if (origin && this.allowedOrigins.size > 0 && !this.allowedOrigins.has(origin))
+      return { code: 'ORIGIN_NOT_ALLOWED', message: 'origin is not allowed' };
+    if (request.invalid) return { code: 'INVALID_REQUEST', message: request.invalid };
+    return null;
+  }
+
+  private unauthenticatedFull(): boolean {
+    return this.registry.unauthenticated >= this.settings.maxUnauthenticated;
+  }
+
+  private describe(err: unknown): Refusal {
+    if (err instanceof RateLimitedError)
+      return { code: 'RATE_LIMITED', message: err.message, status: 429, retryAfter: err.retryAfterSeconds };
+    if (isGatehouseError(err)) return { code: err.code, message: err.message, status: err.status };
     this.log.error({ err }, 'handshake failed');
-    return ['INTERNAL', 'internal error', 500];
+    return { code: 'INTERNAL', message: 'internal error', status: 500 };
   }
 
-  /** A bad credential: rejected in HTTP, or opened-then-closed, or opened for login (per endpoint). */
-  private refuse(
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    endpoint: EndpointConfig,
-    device: DeviceContext,
-    code: ErrorCode,
-    message: string,
-    status?: number,
-  ): void {
+  /**
+   * A bad credential: rejected in HTTP, or opened-then-closed, or opened for login (per
+   * endpoint). On a `login` endpoint the error frame is the first frame (no `connected`
+   * before it: such clients read one frame), and the socket counts against the
+   * unauthenticated cap like any other socket that has not logged in.
+   */
+  private refuse(up: Upgrade, endpoint: EndpointConfig, refusal: Refusal): void {
     if (endpoint.rejectMode === 'http') {
-      this.rejectHttp(socket, code, message, status);
+      this.rejectHttp(up, refusal);
       return;
     }
-    this.hooks.onHandshake?.(code);
     if (endpoint.rejectMode === 'login') {
-      this.accept(req, socket, head, endpoint, device, null, errorEvent(code, TOKEN_AUTH_FAILED_MESSAGE, status));
+      if (this.unauthenticatedFull()) {
+        this.refuseEarly(up, endpoint, TOO_MANY_UNAUTHENTICATED);
+        return;
+      }
+      this.noteRefusal(up.request, refusal);
+      const message = refusal.code === 'TOKEN_EXPIRED' ? TOKEN_EXPIRED_LOGIN_MESSAGE : TOKEN_AUTH_FAILED_MESSAGE;
+      this.accept(up, endpoint, null, errorEvent(refusal.code, message, refusal.status));
       return;
     }
-    this.openErrorClose(req, socket, head, code, message, status);
+    this.noteRefusal(up.request, refusal);
+    this.openErrorClose(up, refusal);
   }
 
   /**
@@ -199,104 +278,93 @@ export class Gateway implements FrameContext {
    * request): in the HTTP handshake, or opened-then-closed on a `close` endpoint so that a
    * browser learns why. A `login` endpoint never opens for these: logging in would not help.
    */
-  private refuseEarly(
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    endpoint: EndpointConfig,
-    code: ErrorCode,
-    message: string,
-    status?: number,
-    retryAfter?: number,
-  ): void {
+  private refuseEarly(up: Upgrade, endpoint: EndpointConfig, refusal: Refusal): void {
     if (endpoint.rejectMode !== 'close') {
-      this.rejectHttp(socket, code, message, status, retryAfter);
+      this.rejectHttp(up, refusal);
       return;
     }
-    this.hooks.onHandshake?.(code);
-    this.openErrorClose(req, socket, head, code, message, status);
+    this.noteRefusal(up.request, refusal);
+    this.openErrorClose(up, refusal);
+  }
+
+  /** Counts and logs a refusal: code, endpoint, address and principal if known — never the credential. */
+  private noteRefusal(request: HandshakeRequest, refusal: Refusal): void {
+    this.hooks.onHandshake?.(refusal.code);
+    this.log.info(
+      {
+        code: refusal.code,
+        endpoint: request.path.slice(0, 256),
+        ip: request.ip,
+        ...(refusal.principal ? { principal: refusal.principal } : {}),
+      },
+      'handshake refused',
+    );
   }
 
   /** Opens the socket, sends the error frame and closes with the code's close code (SPEC §5). */
-  private openErrorClose(
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    code: ErrorCode,
-    message: string,
-    status?: number,
-  ): void {
-    this.upgrade(req, socket, head, (ws) => {
+  private openErrorClose(up: Upgrade, refusal: Refusal): void {
+    const { code, message, status } = refusal;
+    this.upgrade(up, (ws) => {
       ws.send(errorEvent(code, message, status));
       ws.close(errorInfo(code).close ?? CloseCode.UNAUTHORIZED, code);
     });
   }
 
-  /** Writes an HTTP error response with the spec's headers and body, then closes the socket. */
-  private rejectHttp(socket: Duplex, code: ErrorCode, message: string, status?: number, retryAfter?: number): void {
-    this.hooks.onHandshake?.(code);
-    if (socket.destroyed) return;
-    const httpStatus = status ?? errorInfo(code).status;
-    const body = JSON.stringify({ code: httpStatus, error: code, err_msg: message });
-    socket.once('finish', () => socket.destroy());
-    socket.end(
-      `HTTP/1.1 ${httpStatus} ${STATUS_CODES[httpStatus] ?? 'Error'}\r\n` +
-        'Connection: close\r\nContent-Type: application/json\r\n' +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-        `X-WebSocket-Error-Code: ${code}\r\nX-WebSocket-Error-Message: ${message}\r\n` +
-        (retryAfter ? `Retry-After: ${retryAfter}\r\n` : '') +
-        `\r\n${body}`,
-    );
+  /** Refuses in the HTTP handshake with the spec's status, headers and body. */
+  private rejectHttp(up: Upgrade, refusal: Refusal): void {
+    this.noteRefusal(up.request, refusal);
+    writeHttpRefusal(up.socket, refusal);
   }
 
-  private upgrade(
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    then: (ws: import('ws').WebSocket) => void,
-  ): void {
+  private upgrade(up: Upgrade, then: (ws: import('ws').WebSocket) => void): void {
+    const socket = up.socket;
     // The client may have gone while the credential was checked.
     if (socket.destroyed) return;
     // The 101 response and the first frames (`connected`, the offline replay) leave in one
     // write when this turn ends, instead of one write (and one packet) each: the socket stays
     // corked until the frame writer (whose flush is scheduled by then) has handed them over.
     socket.cork();
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
+    this.wss.handleUpgrade(up.req, socket, up.head, (ws) => {
       then(ws);
       setImmediate(() => socket.uncork());
     });
   }
 
-  private accept(
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    endpoint: EndpointConfig,
-    device: DeviceContext,
-    auth: AuthContext | null,
-    pendingError?: string,
-  ): void {
-    // Read before the callback: its context lives as long as the socket's listeners, and
+  /**
+   * Opens the socket: authenticated (`auth`), or waiting for an in-band login — greeted with
+   * `connected`, or with `firstFrame` (the refusal of a bad credential) instead.
+   */
+  private accept(up: Upgrade, endpoint: EndpointConfig, auth: AuthContext | null, firstFrame?: string): void {
+    // Taken out before the callback: its context lives as long as the socket's listeners, and
     // must not keep the whole request (headers, token) alive for the connection's life.
-    const ip = clientIp(req, this.config.server.trustProxy);
-    this.upgrade(req, socket, head, (ws) => {
-      const conn = new Connection(
-        randomUUID(),
+    const { ip, device } = up.request;
+    const socket = up.socket;
+    const settings = this.settings;
+    this.upgrade(up, (ws) => {
+      const conn = new Connection({
+        id: randomUUID(),
         ws,
         socket,
         endpoint,
         ip,
-        device.deviceType,
-        device.deviceId,
-        device.clientId,
-        this.clock.now(),
-        this.config.limits.messagesPerSecond,
-        this.config.ws.maxBufferedBytes,
-      );
+        device,
+        openedAt: this.clock.now(),
+        messagesPerSecond: settings.messagesPerSecond,
+        maxBufferedBytes: settings.maxBufferedBytes,
+      });
       this.registry.add(conn);
       this.listen(conn);
+      if (this.log.isLevelEnabled('debug'))
+        this.log.debug(
+          { conn: conn.id, endpoint: endpoint.path, ip, ...(auth ? { principal: auth.principal.id } : {}) },
+          'connection opened',
+        );
       if (auth) {
         this.attach(conn, auth, true).catch((err) => this.log.error({ err }, 'attach failed'));
+        return;
+      }
+      if (firstFrame) {
+        conn.sendRaw(firstFrame);
         return;
       }
       conn.send({
@@ -305,7 +373,6 @@ export class Gateway implements FrameContext {
         body: { message: CONNECTED_UNAUTHENTICATED_MESSAGE, session_id: conn.id },
         err_msg: '',
       });
-      if (pendingError) conn.sendRaw(pendingError);
     });
   }
 
@@ -316,8 +383,13 @@ export class Gateway implements FrameContext {
       conn.awaitingPong = false;
     });
     conn.ws.on('error', ignoreError);
-    conn.ws.on('close', () => {
+    conn.ws.on('close', (code, reason) => {
       conn.closed = true;
+      if (this.log.isLevelEnabled('debug'))
+        this.log.debug(
+          { conn: conn.id, code, reason: reason.toString().slice(0, 123), principal: conn.auth?.principal.id },
+          'connection closed',
+        );
       this.registry.remove(conn);
       const slot = conn.slot;
       if (slot)
@@ -412,8 +484,8 @@ export class Gateway implements FrameContext {
     hotCounters.framesIn++;
     conn.awaitingPong = false;
     const buffer = data as Buffer;
-    if (buffer.length > this.config.ws.maxFrameBytes) {
-      conn.sendRaw(errorEvent('PAYLOAD_TOO_LARGE', `frame exceeds ${this.config.ws.maxFrameBytes} bytes`));
+    if (buffer.length > this.settings.maxFrameBytes) {
+      conn.sendRaw(errorEvent('PAYLOAD_TOO_LARGE', `frame exceeds ${this.settings.maxFrameBytes} bytes`));
       conn.close(CloseCode.PAYLOAD_TOO_LARGE, 'PAYLOAD_TOO_LARGE');
       return;
     }
@@ -449,7 +521,7 @@ export class Gateway implements FrameContext {
       return;
     }
     const replyType = type === 'message' ? 'ack' : type;
-    if (!conn.auth && !UNAUTHENTICATED_FRAME_TYPES.has(type)) {
+    if (!conn.auth && !ANSWERED_UNAUTHENTICATED.has(type)) {
       conn.sendRaw(errorReply(frame, replyType, 'MISSING_TOKEN', 'authenticate first (login or auth)'));
       return;
     }
@@ -464,7 +536,7 @@ export class Gateway implements FrameContext {
   }
 
   private replyError(conn: Connection, frame: RequestFrame, replyType: string, err: unknown): void {
-    const [code, message, status] = this.describe(err);
+    const { code, message, status } = this.describe(err);
     conn.sendRaw(errorReply(frame, replyType, code, message, status));
   }
 
@@ -480,7 +552,7 @@ export class Gateway implements FrameContext {
 
   /** Token bucket per connection: `limits.messagesPerSecond`, with the same burst. */
   private takeRateToken(conn: Connection): boolean {
-    const rate = this.config.limits.messagesPerSecond;
+    const rate = this.settings.messagesPerSecond;
     const now = this.clock.now();
     conn.rateTokens = Math.min(rate, conn.rateTokens + ((now - conn.rateUpdatedAt) * rate) / 1000);
     conn.rateUpdatedAt = now;
@@ -498,7 +570,7 @@ export class Gateway implements FrameContext {
   /** Once per sweep interval: auth timeouts, token expiry warnings and closes, heartbeats. */
   sweep(): void {
     const now = this.clock.now();
-    const { authTimeout, heartbeatInterval, heartbeatTimeout, expiringNotice } = this.timing;
+    const { authTimeout, heartbeatInterval, heartbeatTimeout, expiringNotice } = this.settings;
     for (const conn of this.registry.all) {
       if (conn.closed) continue;
       const auth = conn.auth;
@@ -507,7 +579,7 @@ export class Gateway implements FrameContext {
         continue;
       }
       if (now >= auth.expiresAt) {
-        conn.sendRaw(errorEvent('TOKEN_EXPIRED', 'token has expired; reconnect with a new token'));
+        conn.sendRaw(errorEvent('TOKEN_EXPIRED', 'token expired: get a new token and reconnect'));
         conn.close(CloseCode.UNAUTHORIZED, 'TOKEN_EXPIRED');
         continue;
       }

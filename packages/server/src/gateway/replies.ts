@@ -16,6 +16,12 @@ function echo(request: RequestFrame | null): { id?: string | number; cmd_id?: nu
   return out;
 }
 
+/**
+ * Reply types read by connection-bound (PHP workerman-style) clients, which decide by
+ * `status` (1 success, 0 failure) and show `msg`: their replies carry both beside `code`/`err_msg`.
+ */
+const STATUS_REPLY_TYPES: ReadonlySet<string> = new Set(['login', 'getuserinfo']);
+
 export function okReply(request: RequestFrame, type: string, body: unknown): string {
   return JSON.stringify({ type, ...echo(request), code: 200, body, err_msg: '' });
 }
@@ -31,10 +37,22 @@ export function errorReply(
     type,
     ...echo(request),
     code: status ?? errorInfo(code).status,
+    ...(STATUS_REPLY_TYPES.has(type) ? { status: 0, msg: message } : {}),
     body: null,
     error: code,
     err_msg: message,
   });
+}
+
+/** A success reply with `status: 1` and `msg` (see STATUS_REPLY_TYPES), and extra top-level fields. */
+export function statusReply(
+  request: RequestFrame,
+  type: string,
+  msg: string,
+  body: unknown,
+  extra: Record<string, unknown> = {},
+): string {
+  return JSON.stringify({ type, ...echo(request), code: 200, status: 1, msg, ...extra, body, err_msg: '' });
 }
 
 /** The unsolicited `error` event (a bad token on open, a malformed frame without an id). */
