@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { PrincipalInfo, PrincipalKind } from '@gatehouse/protocol';
+import { normalizeDeviceType, type PrincipalInfo, type PrincipalKind } from '@gatehouse/protocol';
 import type { Clock } from '../clock.js';
 import { type GatehouseConfig, ms } from '../config.js';
 import type { ControlChannel } from '../control-channel.js';
@@ -88,7 +88,7 @@ export class AuthService {
   ): Promise<IssuedTokens> {
     const now = this.clock.now();
     const sid = randomUUID();
-    const deviceType = device.deviceType ?? null;
+    const deviceType = device.deviceType ? normalizeDeviceType(device.deviceType) : null;
     const deviceId = device.deviceId ?? null;
     await this.store.createLoginSession({
       sid,
@@ -296,7 +296,7 @@ export class AuthService {
       principal: { id: claims.sub, kind: claims.kind, name: claims.name ?? claims.sub },
       sid: claims.sid,
       expiresAt: claims.exp * 1000,
-      deviceType: claims.dev ?? null,
+      deviceType: claims.dev ? normalizeDeviceType(claims.dev) : null,
       deviceId: claims.did ?? null,
     };
   }

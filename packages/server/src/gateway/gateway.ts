@@ -9,6 +9,7 @@ import {
   CONNECTED_UNAUTHENTICATED_MESSAGE,
   type ErrorCode,
   errorInfo,
+  normalizeDeviceType,
   SUBPROTOCOL,
   TOKEN_AUTH_FAILED_MESSAGE,
   TOKEN_EXPIRED_LOGIN_MESSAGE,
@@ -612,10 +613,12 @@ export class Gateway implements FrameContext {
       case 'blocked':
         for (const conn of this.registry.ofPrincipal(event.id)) kick(conn, 'BLOCKED');
         break;
-      case 'kick':
+      case 'kick': {
+        const deviceType = event.deviceType ? normalizeDeviceType(event.deviceType) : null;
         for (const conn of this.registry.ofPrincipal(event.id))
-          if (!event.deviceType || conn.deviceType === event.deviceType) kick(conn, 'KICKED');
+          if (!deviceType || conn.deviceType === deviceType) kick(conn, 'KICKED');
         break;
+      }
       case 'evict': {
         if (event.node !== this.nodeId) break;
         const conn = this.registry.byId(event.connectionId);
