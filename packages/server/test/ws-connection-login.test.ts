@@ -120,8 +120,8 @@ describe('connection-bound login frames', () => {
       const reply = await client.request({
         type: 'login',
         ...flat,
-        ...(body ? { body: { username: 'wm-bad-device', pwd: PASSWORD, ...(body as object) } } : {}),
-        ...(body ? {} : { username: 'wm-bad-device', pwd: PASSWORD }),
+        ...(body ? { body: { username: 'wm-bad-device', password: PASSWORD, ...(body as object) } } : {}),
+        ...(body ? {} : { username: 'wm-bad-device', password: PASSWORD }),
       });
       assert.equal(reply.code, 400, JSON.stringify(fields).slice(0, 80));
       assert.equal(reply.error, 'INVALID_REQUEST');
@@ -132,7 +132,7 @@ describe('connection-bound login frames', () => {
     const ok = await client.request({
       type: 'login',
       username: 'wm-bad-device',
-      pwd: PASSWORD,
+      password: PASSWORD,
       device_id: 'x'.repeat(128),
       platform: 'im_web',
     });
