@@ -2,15 +2,22 @@ import * as wsModule from 'ws';
 import { hotCounters } from '../metrics.js';
 import type { Connection } from './connection.js';
 
-// ws exports its frame encoder, but @types/ws does not declare it.
+// ws exports its frame encoder, but @types/ws does not declare it: an internal of the ws
+// version pinned in package.json (~8.23). ws-frame-writer.test.ts checks its output byte for
+// byte against RFC 6455, and this module refuses to load if it is gone.
 const { Sender } = wsModule as unknown as {
-  Sender: {
-    frame(
+  Sender?: {
+    frame?(
       data: Buffer,
       options: { fin: boolean; rsv1: boolean; opcode: number; mask: boolean; readOnly: boolean },
     ): Buffer[];
   };
 };
+const frame = Sender?.frame;
+if (typeof frame !== 'function')
+  throw new Error(
+    'ws no longer exports Sender.frame: src/gateway/frame-writer.ts needs the ws version it pins (~8.23)',
+  );
 
 /**
  * Encodes a text frame once (unmasked, as a server sends it) so the same bytes can be
@@ -19,7 +26,13 @@ const { Sender } = wsModule as unknown as {
  */
 export function encodeTextFrame(data: string | Buffer): Buffer {
   const payload = typeof data === 'string' ? Buffer.from(data) : data;
-  const parts = Sender.frame(payload, { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: true });
+  const parts = (frame as NonNullable<typeof frame>).call(Sender, payload, {
+    fin: true,
+    rsv1: false,
+    opcode: 1,
+    mask: false,
+    readOnly: true,
+  });
   return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
 }
 
