@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { startServer, type TestServer } from './helpers/test-server.js';
+import { api, startServer, type TestServer } from './helpers/test-server.js';
 import type { TestClient } from './helpers/ws-client.js';
 import { adminConnections, Clients, createPasswordUser, jwtClaims } from './helpers/ws-expect.js';
 
@@ -103,6 +103,16 @@ describe('connection-bound login frames', () => {
       assert.equal(info.status, 0);
       assert.equal(info.code, 401);
     }
+  });
+
+  it('never spends a connect ticket presented to getuserinfo', async () => {
+    const { client, reply } = await loggedIn('wm-info');
+    const res = await api(server, 'POST', '/api/v1/ws-ticket', { headers: { authorization: `Bearer ${reply.token}` } });
+    assert.equal(res.status, 200);
+    const info = await client.request({ type: 'getuserinfo', token: res.body.ticket });
+    assert.equal(info.status, 0);
+    const withTicket = clients.connect(`${server.wsUrl}/?ticket=${res.body.ticket}`);
+    assert.equal((await withTicket.next()).code, 200, 'the ticket still opens a socket once');
   });
 
   it('refuses a login device_id or platform that is not a short identifier, as the handshake and REST do', async () => {

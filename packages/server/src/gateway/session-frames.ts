@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { AuthContext, AuthService } from '../auth/auth-service.js';
 import type { Clock } from '../clock.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
+import { isTicket } from '../tokens/token-service.js';
 import type { Connection } from './connection.js';
 import type { ConnectionRegistry } from './connection-registry.js';
 import { deviceField, deviceTypeField } from './device-fields.js';
@@ -131,7 +132,8 @@ export const getuserinfo: FrameHandler = async (ctx, conn, frame) => {
   let belongs = false;
   if (current) {
     if (conn.wsToken && sameSecret(token, conn.wsToken)) belongs = true;
-    else {
+    // A ticket is never this socket's session token, and verifying it would spend it.
+    else if (!isTicket(token)) {
       const presented = await ctx.auth.authenticate(token, conn.deviceId).catch(() => null);
       belongs = presented !== null && presented.sid === current.sid && conn.auth === current;
     }
