@@ -9,6 +9,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger, redactUrl } from '../src/logger.js';
 import { closeClient, passwordUser, tryConnect } from './helpers/auth-fixtures.js';
 import { agentLogin, api, createAppKey, newCustomer, type TestServer, userToken } from './helpers/test-server.js';
+import { TestClient } from './helpers/ws-client.js';
 
 /** A pino destination that keeps every line. */
 function captureLines() {
@@ -104,14 +105,12 @@ describe('logs never carry a whole credential', () => {
       const outcome = await tryConnect(url);
       assert.equal(outcome.kind, 'rejected', url.slice(0, 60));
     }
-    const loginMode = await tryConnect(`${server.wsUrl}/?token=${tampered}`);
-    assert.equal(loginMode.kind, 'connected');
-    if (loginMode.kind === 'connected') {
-      await loginMode.client.next('error');
-      const login = await loginMode.client.request({ type: 'login', username: 'log-user', password: 'wrong-password' });
-      assert.equal(login.error, 'LOGIN_FAILED');
-      await closeClient(loginMode.client);
-    }
+    // On / a bad token opens the socket with the error as its first frame (no `connected`).
+    const loginMode = TestClient.connect(`${server.wsUrl}/?token=${tampered}`);
+    assert.equal((await loginMode.next()).error, 'TOKEN_INVALID');
+    const login = await loginMode.request({ type: 'login', username: 'log-user', password: 'wrong-password' });
+    assert.equal(login.error, 'LOGIN_FAILED');
+    await closeClient(loginMode);
     // REST calls with credentials in queries, headers and bodies.
     await api(server, 'GET', `/api/v1/public/validate-token?token=${agent.token}`);
     await api(server, 'GET', `/no-such-route?token=${agent.token}`);
