@@ -130,6 +130,7 @@ async function probe(url: string, flags: Flags): Promise<number> {
   if (flags.token) headers.authorization = `Bearer ${flags.token.replace(/^bearer\s+/i, '')}`;
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { headers, handshakeTimeout: 10_000 });
+    let refused = false;
     const timer = setTimeout(() => {
       console.log('no answer within 10 s');
       ws.terminate();
@@ -161,6 +162,11 @@ async function probe(url: string, flags: Flags): Promise<number> {
         const frame = JSON.parse(text) as { type?: string };
         if (frame.type === 'connected' && flags.hello) ws.send(JSON.stringify({ type: 'hello', id: 'probe' }));
         else if (frame.type === 'connected' || frame.type === 'hello') ws.close(1000);
+        // A refusal as the first frame (the root endpoint keeps the socket open for a login).
+        else if (frame.type === 'error') {
+          refused = true;
+          ws.close(1000);
+        }
       } catch {}
     });
     ws.on('close', (code, reason) => {
@@ -169,7 +175,7 @@ async function probe(url: string, flags: Flags): Promise<number> {
       console.log(
         `closed: ${code} ${reason.toString()} — ${info?.description ?? 'unknown code'} (client should: ${closeAdvice(code)})`,
       );
-      resolve(code === 1000 ? 0 : 1);
+      resolve(code === 1000 && !refused ? 0 : 1);
     });
   });
 }

@@ -159,6 +159,10 @@ describe('the gatehouse CLI', () => {
       assert.equal(refused.code, 1);
       assert.match(refused.stdout, /HTTP 403/);
       assert.match(refused.stdout, /code: +FORBIDDEN/);
+      // On / a bad token is refused by the first frame while the socket stays open for a login.
+      const badRoot = await gatehouse(['probe', `${url.replace('http', 'ws')}/`, '--token', `${token}x`]);
+      assert.equal(badRoot.code, 1, badRoot.stdout);
+      assert.match(badRoot.stdout, /"error":"TOKEN_INVALID"/);
     } finally {
       await stop(child);
     }
