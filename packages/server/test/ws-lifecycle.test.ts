@@ -144,6 +144,8 @@ describe('token expiry', () => {
     const error = await client.next('error');
     assert.equal(error.code, 401);
     assert.equal(error.error, 'TOKEN_EXPIRED');
+    // Clients refresh on `code === 401 && err_msg.includes('token expired')`.
+    assert.ok(error.err_msg.includes('token expired'), `err_msg: ${error.err_msg}`);
     assert.deepEqual(await within(client.closed, 'expiry close'), { code: 4401, reason: 'TOKEN_EXPIRED' });
   });
 
