@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { isGatehouseError } from '../../errors.js';
+import { DeviceFieldSchema } from '../../gateway/device-fields.js';
 import type { Services } from '../../services.js';
 import { errorDetails, type RestApp } from '../rest-app.js';
 
@@ -7,7 +8,7 @@ const UserLoginBody = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 128 }),
   nickname: Type.String({ minLength: 1, maxLength: 128 }),
   avatar: Type.Optional(Type.Union([Type.String({ maxLength: 2048 }), Type.Null()])),
-  device: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.:-]+$' }),
+  device: DeviceFieldSchema,
   extras: Type.Optional(Type.Unknown()),
 });
 

@@ -1,10 +1,10 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { GatehouseError } from '../../errors.js';
+import { DeviceFieldSchema as DeviceField } from '../../gateway/device-fields.js';
 import type { Services } from '../../services.js';
 import { bearerToken, type RestApp } from '../rest-app.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 128 });
-const DeviceField = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.:-]+$' });
 
 const LoginBody = Type.Object({
   username: Type.String({ minLength: 1, maxLength: 128 }),
