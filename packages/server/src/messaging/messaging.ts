@@ -258,8 +258,13 @@ export class Messaging {
           // Complete: what lies between the cursor and the first row (or lastSeq) is all its own
           // sends, so the cursor moves up to there; nothing of the others' is passed over.
           const ownUpTo = rows.length > 0 ? (rows[0] as MessageRecord).seq - 1 : lastSeq;
+          // Only saves the next replay a read: a failure is no reason to fail this one.
           if (ownUpTo > cursor)
-            skips.push(this.store.advanceCursor(principal.id, conn.deviceType, conversationId, ownUpTo));
+            skips.push(
+              this.store
+                .advanceCursor(principal.id, conn.deviceType, conversationId, ownUpTo)
+                .catch((err) => this.log.warn({ err }, 'could not move the cursor past own messages')),
+            );
         }
         for (const row of rows) {
           conn.sendFrame(encodeTextFrame(eventFrame('offline_message', row.body)));
