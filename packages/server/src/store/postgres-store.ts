@@ -716,7 +716,7 @@ export class PostgresStore implements Store {
   ): Promise<{ conversation: ConversationRecord; created: boolean }> {
     // The unique index on a customer's session not closed decides between concurrent calls: the
     // loser's insert waits for the winner's commit, does nothing, and then reads the winner's row.
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       const result = await this.transaction(async (db) => {
         const inserted = await this.row<ConversationRow>(
           `${INSERT_CONVERSATION} ON CONFLICT (customer_id) WHERE kind = 'support' AND status <> 'closed' DO NOTHING
@@ -737,6 +737,7 @@ export class PostgresStore implements Store {
       });
       // null: the session it collided with was closed in between; try again.
       if (result) return result;
+      if (attempt >= MAX_ATTEMPTS) throw new Error(`no stable support session for customer ${session.customerId}`);
     }
   }
 
