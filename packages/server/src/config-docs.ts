@@ -50,6 +50,8 @@ export const CONFIG_DESCRIPTIONS: Record<string, string> = {
   'limits.loginAttemptsPerIp': 'Failed logins per IP per `limits.loginWindow` (429 above).',
   'limits.loginWindow': 'Window for the login limits.',
   'limits.customerTokensPerMinutePerIp': 'Anonymous customer tokens per minute per IP.',
+  'limits.supportSessionsPerMinute':
+    '`POST /api/v1/sessions` calls per minute, counted per customer and per IP address.',
   'messages.replayLimit': 'Offline messages replayed per conversation on authentication (newest first kept).',
   'messages.maxTextBytes': 'Largest message `text` in bytes.',
   'log.level': 'pino level: `fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`.',

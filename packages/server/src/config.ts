@@ -84,6 +84,7 @@ export const DEFAULT_CONFIG = {
     loginAttemptsPerIp: 50,
     loginWindow: '15m',
     customerTokensPerMinutePerIp: 60,
+    supportSessionsPerMinute: 10,
   },
   messages: { replayLimit: 500, maxTextBytes: 16_384 },
   log: { level: 'info' },

@@ -264,4 +264,56 @@ describe('groups', () => {
     );
     assert.equal(notAGroup.status, 404);
   });
+  it('keeps a group with the app that created it, also once that app emptied it', async () => {
+    const owner = await app('o1');
+    const intruder = await app('i1');
+    const created = await post(
+      '/api/v1/conversations',
+      { 'x-app-key': owner.appKey },
+      { kind: 'group', name: 'soon empty', members: [owner.ids[0]] },
+    );
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const groupId = created.body.id as string;
+    const emptied = await api(server, 'DELETE', `/api/v1/conversations/${groupId}/members/${owner.ids[0]}`, {
+      headers: { 'x-app-key': owner.appKey },
+    });
+    assert.equal(emptied.status, 204);
+
+    // Every member of the empty group (none) is the other app's user: still not its group.
+    const takeover = await post(
+      `/api/v1/conversations/${groupId}/members`,
+      { 'x-app-key': intruder.appKey },
+      { members: [intruder.ids[0]] },
+    );
+    assert.equal(takeover.status, 403, JSON.stringify(takeover.body));
+    assert.equal(takeover.body.error, 'FORBIDDEN');
+    const intruderSocket = await clients.device(server, '/ws', intruder.tokens[0] as string);
+    const refused = await sendMessage(intruderSocket.client, { conversation_id: groupId, text: 'mine now' });
+    assert.equal(refused.error, 'NOT_MEMBER');
+
+    // The owner refills it.
+    const refilled = await post(
+      `/api/v1/conversations/${groupId}/members`,
+      { 'x-app-key': owner.appKey },
+      { members: [owner.ids[0]] },
+    );
+    assert.equal(refilled.status, 200, JSON.stringify(refilled.body));
+    assert.deepEqual(refilled.body.members, [owner.ids[0]]);
+  });
+
+  it("leaves a group the admin created to the admin, even when all its members are one app's users", async () => {
+    const owner = await app('m1');
+    const created = await post(
+      '/api/v1/conversations',
+      { 'x-admin-key': server.adminKey },
+      { kind: 'group', name: 'admin made', members: [owner.ids[0]] },
+    );
+    assert.equal(created.status, 201);
+    const byApp = await post(
+      `/api/v1/conversations/${created.body.id}/members`,
+      { 'x-app-key': owner.appKey },
+      { members: [owner.ids[0]] },
+    );
+    assert.equal(byApp.status, 403);
+  });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { Clients, createGroup, imUsers, nextFrames, sendOk } from './helpers/messaging.js';
-import { startServer, type TestServer, userToken } from './helpers/test-server.js';
+import { api, startServer, type TestServer, userToken } from './helpers/test-server.js';
 
 /** Fresh users of one app for each test. */
 function userFactory(getServer: () => TestServer) {
@@ -225,5 +225,129 @@ describe('offline replay cap', () => {
     const live = await sendOk(aliceWeb.client, { to: bob, text: 'd9' });
     const [event] = await nextFrames(again.client, 'message', 1);
     assert.equal(event?.message.seq, live.seq);
+  });
+});
+
+describe("a sender's own messages in the replay", () => {
+  let server: TestServer;
+  const clients = new Clients();
+  const users = userFactory(() => server);
+
+  before(async () => {
+    server = await startServer();
+  });
+  afterEach(() => clients.closeAll());
+  after(() => server.close());
+
+  const reconnect = async (
+    device: { client: { close(): void; closed: Promise<unknown> } },
+    token: string,
+    type?: string,
+  ) => {
+    device.client.close();
+    await device.client.closed;
+    return clients.device(server, '/ws', token, type);
+  };
+
+  it('are not replayed to the device type that sent them, and are to her other device types', async () => {
+    const {
+      appKey,
+      ids: [alice, bob],
+      tokens: [aliceWebToken, bobToken],
+    } = await users('alice', 'bob');
+    const aliceIosToken = await userToken(server, appKey, alice as string, 'im_app_ios');
+    let aliceWeb = await clients.device(server, '/ws', aliceWebToken as string);
+    const hi = await sendOk(aliceWeb.client, { to: bob, text: 'hi bob' });
+
+    // Her client acknowledges nothing (not even its own seq): still not replayed to im_web.
+    aliceWeb = await reconnect(aliceWeb, aliceWebToken as string);
+    assert.deepEqual(aliceWeb.offline, []);
+    assert.equal(aliceWeb.complete.count, 0);
+    aliceWeb = await reconnect(aliceWeb, aliceWebToken as string);
+    assert.deepEqual(aliceWeb.offline, []);
+
+    // Her phone has not seen it: it gets it.
+    const aliceIos = await clients.device(server, '/ws', aliceIosToken);
+    assert.deepEqual(
+      aliceIos.offline.map((f) => [f.message.id, f.message.text]),
+      [[hi.message_id, 'hi bob']],
+    );
+    // Bob gets it, of course.
+    const bobWeb = await clients.device(server, '/ws', bobToken as string);
+    assert.deepEqual(
+      bobWeb.offline.map((f) => f.message.text),
+      ['hi bob'],
+    );
+  });
+
+  it('never cause an unacknowledged message of another member to be skipped', async () => {
+    const {
+      ids: [alice, bob],
+      tokens: [aliceToken, bobToken],
+    } = await users('alice', 'bob');
+    let aliceWeb = await clients.device(server, '/ws', aliceToken as string);
+    const bobWeb = await clients.device(server, '/ws', bobToken as string);
+    const a1 = await sendOk(aliceWeb.client, { to: bob, text: 'a1' });
+    await bobWeb.client.next('message');
+    await sendOk(bobWeb.client, { to: alice, text: 'b2' });
+    // Delivered live to alice's im_web, not acknowledged.
+    assert.equal((await aliceWeb.client.next('message')).message.text, 'b2');
+    await sendOk(aliceWeb.client, { to: bob, text: 'a3' });
+    await sendOk(aliceWeb.client, { to: bob, text: 'a4' });
+    await sendOk(bobWeb.client, { to: alice, text: 'b5' });
+    assert.equal((await aliceWeb.client.next('message')).message.text, 'b5');
+    await sendOk(aliceWeb.client, { to: bob, text: 'a6' });
+
+    aliceWeb = await reconnect(aliceWeb, aliceToken as string);
+    assert.deepEqual(
+      aliceWeb.offline.map((f) => [f.message.seq, f.message.text]),
+      [
+        [2, 'b2'],
+        [5, 'b5'],
+      ],
+    );
+    assert.equal(aliceWeb.complete.count, 2);
+    // Again on the next reconnect: nothing of bob's was acknowledged.
+    aliceWeb = await reconnect(aliceWeb, aliceToken as string);
+    assert.deepEqual(
+      aliceWeb.offline.map((f) => f.message.text),
+      ['b2', 'b5'],
+    );
+    // Acknowledging b2 only: b5 still comes.
+    await aliceWeb.client.request({ type: 'ack', conversation_id: a1.conversation_id, seq: 2 });
+    aliceWeb = await reconnect(aliceWeb, aliceToken as string);
+    assert.deepEqual(
+      aliceWeb.offline.map((f) => f.message.text),
+      ['b5'],
+    );
+    await aliceWeb.client.request({ type: 'ack', conversation_id: a1.conversation_id, seq: 5 });
+    aliceWeb = await reconnect(aliceWeb, aliceToken as string);
+    assert.deepEqual(aliceWeb.offline, []);
+  });
+
+  it('count as read for unread, and the cursor follows once only own messages lie above it', async () => {
+    const {
+      ids: [, bob],
+      tokens: [aliceToken, bobToken],
+    } = await users('alice', 'bob');
+    let aliceWeb = await clients.device(server, '/ws', aliceToken as string);
+    const first = await sendOk(aliceWeb.client, { to: bob, text: 'one' });
+    await sendOk(aliceWeb.client, { to: bob, text: 'two' });
+    const list = async (token: string, deviceType: string) => {
+      const res = await api(server, 'GET', `/api/v1/conversations?device_type=${deviceType}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      assert.equal(res.status, 200);
+      return res.body.conversations.find((c: { id: string }) => c.id === first.conversation_id);
+    };
+    assert.equal((await list(aliceToken as string, 'im_web')).unread, 0);
+    assert.equal((await list(bobToken as string, 'im_web')).unread, 2);
+    aliceWeb = await reconnect(aliceWeb, aliceToken as string);
+    assert.deepEqual(aliceWeb.offline, []);
+    // The replay found nothing but her own sends above the cursor and moved it past them.
+    const after = await list(aliceToken as string, 'im_web');
+    assert.equal(after.cursor, 2);
+    assert.equal(after.unread, 0);
+    assert.equal((await list(aliceToken as string, 'im_app_ios')).cursor, 0, 'other device types keep theirs');
   });
 });

@@ -163,4 +163,177 @@ describe('the support flow', () => {
       assert.equal(res.body.error, 'NOT_FOUND');
     }
   });
+  it('tells the customer and the other online agents when an agent claims and closes a session', async () => {
+    const agentA = await agentLogin(server, 'support-events-a');
+    const agentB = await agentLogin(server, 'support-events-b');
+    const customer = await newCustomer(server, 'Visitor Three');
+    const a = await clients.device(server, '/ws/chat', agentA.token);
+    const b = await clients.device(server, '/ws/chat', agentB.token);
+    const c = await clients.device(server, '/ws/chat', customer.token);
+    await sendOk(c.client, { sessionId: customer.sessionId, text: 'hello?' });
+    await a.client.next('session_waiting');
+    await b.client.next('session_waiting');
+
+    const claimed = await api(server, 'POST', `/api/v1/sessions/${customer.sessionId}/claim`, {
+      headers: asBearer(agentA.token),
+    });
+    assert.equal(claimed.status, 200);
+    const expected = {
+      type: 'session_claimed',
+      code: 200,
+      session_id: customer.sessionId,
+      agent: { id: agentA.user.id, name: agentA.user.name },
+    };
+    assert.deepEqual(await c.client.next('session_claimed'), expected);
+    assert.deepEqual(await b.client.next('session_claimed'), expected);
+    // Claiming again changes nothing and announces nothing.
+    const again = await api(server, 'POST', `/api/v1/sessions/${customer.sessionId}/claim`, {
+      headers: asBearer(agentA.token),
+    });
+    assert.equal(again.status, 200);
+
+    const closed = await api(server, 'POST', `/api/v1/sessions/${customer.sessionId}/close`, {
+      headers: asBearer(agentA.token),
+    });
+    assert.equal(closed.status, 200);
+    const closedEvent = { type: 'session_closed', code: 200, session_id: customer.sessionId };
+    assert.deepEqual(await c.client.next('session_closed'), closedEvent);
+    assert.deepEqual(await b.client.next('session_closed'), closedEvent);
+
+    // Events to agents travel in order: once B has the next customer's notice, A has it too,
+    // and A (who claimed and closed) never got its own events; nobody got the second claim.
+    const other = await newCustomer(server, 'Visitor Four');
+    const otherSocket = await clients.device(server, '/ws/chat', other.token);
+    await sendOk(otherSocket.client, { sessionId: other.sessionId, text: 'marker' });
+    await b.client.next((f) => f.type === 'session_waiting' && f.session.id === other.sessionId);
+    await a.client.next((f) => f.type === 'session_waiting' && f.session.id === other.sessionId);
+    const eventTypes = (frames: { type: string }[]) =>
+      frames.filter((f) => f.type === 'session_claimed' || f.type === 'session_closed');
+    assert.deepEqual(eventTypes(a.client.frames), []);
+    assert.deepEqual(eventTypes(b.client.frames), []);
+    assert.deepEqual(eventTypes(c.client.frames), []);
+  });
+
+  it('puts a session in the queue with its first customer message, with name, channel, preview and waiting time', async () => {
+    const agent = await agentLogin(server, 'support-queue');
+    const customer = await newCustomer(server, 'Visitor Five');
+    // Reloads of the page: each makes a customer with a session, none of them in the queue.
+    const reloads = [await newCustomer(server, 'Reload'), await newCustomer(server, 'Reload')];
+    const queued = async () => (await sessions(agent.token, 'open')).map((s) => s.id);
+    for (const id of [customer.sessionId, ...reloads.map((r) => r.sessionId)])
+      assert.ok(!(await queued()).includes(id), 'an empty session is not in the queue');
+
+    const a = await clients.device(server, '/ws/chat', agent.token);
+    const c = await clients.device(server, '/ws/chat', customer.token);
+    const long = `I need help with order 42. ${'x'.repeat(400)}`;
+    const first = await sendOk(c.client, { sessionId: customer.sessionId, text: long });
+    const waiting = await a.client.next((f) => f.type === 'session_waiting' && f.session.id === customer.sessionId);
+    assert.equal(waiting.session.waiting_since, first.ts);
+    await sendOk(c.client, { sessionId: customer.sessionId, text: 'second' });
+
+    const listed = (await sessions(agent.token, 'open')).find((s) => s.id === customer.sessionId) as Record<
+      string,
+      unknown
+    >;
+    assert.ok(listed, 'in the queue after the first message');
+    assert.deepEqual(listed, {
+      id: customer.sessionId,
+      status: 'open',
+      customer_id: customer.customerId,
+      customer: { id: customer.customerId, kind: 'customer', name: 'Visitor Five' },
+      channel: 'web',
+      agent_id: null,
+      last_seq: 2,
+      created_at: listed.created_at,
+      waiting_since: first.ts,
+      first_message: long.slice(0, 200),
+    });
+    assert.equal(typeof listed.created_at, 'number');
+  });
+
+  it('gives a returning customer its session back on refresh and on POST /api/v1/sessions, and a new one once closed', async () => {
+    const agent = await agentLogin(server, 'support-return');
+    const customer = await newCustomer(server, 'Visitor Six');
+    const refreshed = await api(server, 'POST', `/api/v1/customers/${customer.customerId}/token`, {
+      body: { refreshToken: customer.refreshToken },
+    });
+    assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+    assert.equal(refreshed.body.sessionId, customer.sessionId);
+    const token = refreshed.body.token as string;
+
+    const opened = await api(server, 'POST', '/api/v1/sessions', { headers: asBearer(token) });
+    assert.equal(opened.status, 200, JSON.stringify(opened.body));
+    assert.deepEqual(opened.body, { sessionId: customer.sessionId });
+
+    const c = await clients.device(server, '/ws/chat', token);
+    await sendOk(c.client, { sessionId: customer.sessionId, text: 'help' });
+    const claim = await api(server, 'POST', `/api/v1/sessions/${customer.sessionId}/claim`, {
+      headers: asBearer(agent.token),
+    });
+    assert.equal(claim.status, 200);
+    // Claimed is still the customer's one session.
+    const whileClaimed = await api(server, 'POST', '/api/v1/sessions', { headers: asBearer(token) });
+    assert.deepEqual(whileClaimed.body, { sessionId: customer.sessionId });
+    await api(server, 'POST', `/api/v1/sessions/${customer.sessionId}/close`, { headers: asBearer(agent.token) });
+
+    const fresh = await api(server, 'POST', '/api/v1/sessions', { headers: asBearer(token) });
+    assert.equal(fresh.status, 201, JSON.stringify(fresh.body));
+    assert.notEqual(fresh.body.sessionId, customer.sessionId);
+    const refreshedAgain = await api(server, 'POST', '/api/v1/customers/token', {
+      body: { customerId: customer.customerId, refreshToken: refreshed.body.refreshToken },
+    });
+    assert.equal(refreshedAgain.status, 200, JSON.stringify(refreshedAgain.body));
+    assert.equal(refreshedAgain.body.sessionId, fresh.body.sessionId);
+    const newSession = await sendOk(c.client, { sessionId: fresh.body.sessionId, text: 'me again' });
+    assert.equal(newSession.seq, 1);
+  });
+});
+
+describe('support session creation limits', () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ server: { trustProxy: true }, limits: { supportSessionsPerMinute: 3 } });
+  });
+  after(() => server.close());
+
+  const open = (token: string, ip: string) =>
+    api(server, 'POST', '/api/v1/sessions', { headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': ip } });
+
+  it('keeps one open session per customer however often it asks', async () => {
+    const customer = await newCustomer(server, 'Spammer');
+    const ids = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const res = await open(customer.token, `10.0.1.${i}`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      ids.add(res.body.sessionId);
+    }
+    assert.deepEqual([...ids], [customer.sessionId]);
+  });
+
+  it('answers 429 RATE_LIMITED with Retry-After per customer and per IP address', async () => {
+    const customer = await newCustomer(server, 'Busy');
+    for (let i = 0; i < 3; i++) assert.equal((await open(customer.token, `10.0.2.${i}`)).status, 200);
+    const limited = await open(customer.token, '10.0.2.99');
+    assert.equal(limited.status, 429, JSON.stringify(limited.body));
+    assert.equal(limited.body.error, 'RATE_LIMITED');
+    assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+
+    // Another customer from a fresh address is not affected; from a spent address it is.
+    const others = [
+      await newCustomer(server, 'Other'),
+      await newCustomer(server, 'Other'),
+      await newCustomer(server, 'Other'),
+    ];
+    for (const other of others) assert.equal((await open(other.token, '10.0.3.1')).status, 200);
+    const fromSameIp = await newCustomer(server, 'Neighbour');
+    assert.equal((await open(fromSameIp.token, '10.0.3.1')).status, 429);
+    assert.equal((await open(fromSameIp.token, '10.0.3.2')).status, 200);
+  });
+
+  it('lets only customers open sessions', async () => {
+    const agent = await agentLogin(server, 'not-a-customer');
+    const res = await open(agent.token, '10.0.4.1');
+    assert.equal(res.status, 403);
+  });
 });

@@ -137,7 +137,7 @@ describe('customer tokens', () => {
       body: { refreshToken: customer.refreshToken },
     });
     assert.equal(res.status, 200);
-    assert.deepEqual(Object.keys(res.body).sort(), ['expiresAt', 'refreshToken', 'token']);
+    assert.deepEqual(Object.keys(res.body).sort(), ['expiresAt', 'refreshToken', 'sessionId', 'token']);
     assert.notEqual(res.body.refreshToken, customer.refreshToken);
     const claims = decodeJwt(res.body.token);
     assert.equal(claims.sub, customer.customerId);

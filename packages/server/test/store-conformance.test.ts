@@ -5,9 +5,14 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import pg from 'pg';
-import { PostgresStore, type PostgresStoreOptions } from '../src/store/postgres-store.js';
-import { SqliteStore } from '../src/store/sqlite-store.js';
+import {
+  MIGRATIONS as POSTGRES_MIGRATIONS,
+  PostgresStore,
+  type PostgresStoreOptions,
+} from '../src/store/postgres-store.js';
+import { MIGRATIONS as SQLITE_MIGRATIONS, SqliteStore } from '../src/store/sqlite-store.js';
 import type { NewMessage, Store } from '../src/store/store.js';
 import {
   adminQuery,
@@ -65,12 +70,114 @@ async function postgresFixture(): Promise<StoreFixture> {
 
 storeConformance('PostgresStore', postgresFixture, POSTGRES_SKIP ? { skip: POSTGRES_SKIP } : {});
 
+/**
+ * Data as schema version 2 held it (before groups had owners and customers one session):
+ * plain SQL that both stores accept.
+ */
+const VERSION_2_DATA = `
+  INSERT INTO principals (id, kind, name, app_key_id, created_at) VALUES
+    ('u1', 'user', 'U1', 'app-a', 1), ('u2', 'user', 'U2', 'app-a', 1), ('u3', 'user', 'U3', 'app-b', 1),
+    ('ag1', 'agent', 'Agent', NULL, 1), ('c1', 'customer', 'C1', NULL, 1), ('c2', 'customer', 'C2', NULL, 1);
+  INSERT INTO conversations (id, kind, name, last_seq, created_at, customer_id, agent_id, status) VALUES
+    ('g-a', 'group', 'A', 0, 1, NULL, NULL, NULL), ('g-mixed', 'group', 'M', 0, 1, NULL, NULL, NULL),
+    ('g-empty', 'group', 'E', 0, 1, NULL, NULL, NULL), ('g-agent', 'group', 'G', 0, 1, NULL, NULL, NULL),
+    ('s1', 'support', NULL, 0, 1, 'c1', NULL, 'open'), ('s2', 'support', NULL, 1, 2, 'c1', NULL, 'open'),
+    ('s3', 'support', NULL, 0, 3, 'c1', NULL, 'open'), ('s4', 'support', NULL, 2, 1, 'c2', 'ag1', 'claimed'),
+    ('s5', 'support', NULL, 1, 2, 'c2', NULL, 'open'), ('s6', 'support', NULL, 0, 1, 'c3', NULL, 'closed'),
+    ('s7', 'support', NULL, 0, 2, 'c3', NULL, 'open');
+  INSERT INTO members (conversation_id, principal_id) VALUES
+    ('g-a', 'u1'), ('g-a', 'u2'), ('g-mixed', 'u1'), ('g-mixed', 'u3'), ('g-agent', 'u1'), ('g-agent', 'ag1'),
+    ('s1', 'c1'), ('s2', 'c1'), ('s3', 'c1'), ('s4', 'c2'), ('s4', 'ag1'), ('s5', 'c2'), ('s6', 'c3'), ('s7', 'c3');
+  INSERT INTO messages (conversation_id, seq, id, from_id, client_msg_id, ts, body) VALUES
+    ('s2', 1, 'm1', 'c1', NULL, 100, '{}'), ('s5', 1, 'm2', 'c2', NULL, 200, '{}'),
+    ('s4', 1, 'm3', 'ag1', NULL, 50, '{}'), ('s4', 2, 'm4', 'c2', NULL, 60, '{}');`;
+
+/** Checks what the third migration made of VERSION_2_DATA. */
+async function assertMigratedVersion2(store: Store): Promise<void> {
+  const get = async (id: string) => {
+    const c = await store.getConversation(id);
+    return [c?.appKeyId, c?.status, c?.waitingSince];
+  };
+  assert.deepEqual(await get('g-a'), ['app-a', null, null], "all members one app's users: that app");
+  assert.deepEqual(await get('g-mixed'), [null, null, null]);
+  assert.deepEqual(await get('g-empty'), [null, null, null], 'an empty group goes to no app');
+  assert.deepEqual(await get('g-agent'), [null, null, null]);
+  // One session not closed per customer: the claimed one, else the newest with messages, else the newest.
+  assert.deepEqual(await get('s1'), [null, 'closed', null]);
+  assert.deepEqual(await get('s2'), [null, 'open', 100]);
+  assert.deepEqual(await get('s3'), [null, 'closed', null]);
+  assert.deepEqual(await get('s4'), [null, 'claimed', 60]);
+  assert.deepEqual(await get('s5'), [null, 'closed', 200]);
+  assert.deepEqual(await get('s6'), [null, 'closed', null]);
+  assert.deepEqual(await get('s7'), [null, 'open', null]);
+  assert.deepEqual(
+    (await store.listSupport('open', 'ag1', 10)).map((l) => l.conversation.id),
+    ['s2'],
+  );
+  const again = await store.openSupportSession({
+    id: 'new',
+    kind: 'support',
+    name: null,
+    lastSeq: 0,
+    createdAt: 9,
+    customerId: 'c1',
+    agentId: null,
+    status: 'open',
+    appKeyId: null,
+    waitingSince: null,
+  });
+  assert.deepEqual([again.conversation.id, again.created], ['s2', false]);
+}
+
+describe('upgrading a store of schema version 2', () => {
+  it('SqliteStore: gives groups their app, closes extra customer sessions, fills waiting_since', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-store-'));
+    const file = join(dir, 'gatehouse.db');
+    try {
+      const old = new Database(file);
+      for (const sql of SQLITE_MIGRATIONS.slice(0, 2)) old.exec(sql);
+      old.pragma('user_version = 2');
+      old.exec(VERSION_2_DATA);
+      old.close();
+      const store = new SqliteStore(file);
+      await store.migrate();
+      try {
+        await assertMigratedVersion2(store);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('PostgresStore: the same', POSTGRES_SKIP ? { skip: POSTGRES_SKIP } : {}, async () => {
+    const db = await createTestDatabase();
+    const store = new PostgresStore({ url: db.url, poolSize: 2 });
+    try {
+      await adminQuery(
+        db.url,
+        `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL);
+         ${POSTGRES_MIGRATIONS.slice(0, 2).join(';\n')};
+         INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0), (2, 0);
+         ${VERSION_2_DATA}`,
+      );
+      await store.migrate();
+      await assertMigratedVersion2(store);
+    } finally {
+      await store.close();
+      await db.drop();
+    }
+  });
+});
+
 function newMessage(conversationId: string, fromId: string, createDirect?: [string, string]): NewMessage {
   const id = `m-${randomBytes(4).toString('hex')}`;
   return {
     id,
     conversationId,
     fromId,
+    fromDevice: null,
     clientMsgId: null,
     ts: 1,
     serialize: (seq) => JSON.stringify({ id, seq }),
@@ -122,7 +229,7 @@ describe('PostgresStore on a real PostgreSQL', POSTGRES_SKIP ? { skip: POSTGRES_
       const versions = await adminQuery(fresh.url, 'SELECT version FROM schema_migrations ORDER BY version');
       assert.deepEqual(
         versions.map((r) => r.version),
-        [1, 2],
+        [1, 2, 3],
       );
       const tables = await adminQuery(
         fresh.url,
@@ -182,6 +289,8 @@ describe('PostgresStore on a real PostgreSQL', POSTGRES_SKIP ? { skip: POSTGRES_
         customerId: null,
         agentId: null,
         status: null,
+        appKeyId: null,
+        waitingSince: null,
       },
       ['alice'],
     );
@@ -214,6 +323,8 @@ describe('PostgresStore on a real PostgreSQL', POSTGRES_SKIP ? { skip: POSTGRES_
         customerId: null,
         agentId: null,
         status: null,
+        appKeyId: null,
+        waitingSince: null,
       },
       ['alice', 'bob'],
     );
@@ -278,6 +389,8 @@ describe('PostgresStore on a real PostgreSQL', POSTGRES_SKIP ? { skip: POSTGRES_
           customerId: null,
           agentId: null,
           status: null,
+          appKeyId: null,
+          waitingSince: null,
         },
         ['alice'],
       );
@@ -321,6 +434,8 @@ describe('PostgresStore on a real PostgreSQL', POSTGRES_SKIP ? { skip: POSTGRES_
           customerId: null,
           agentId: null,
           status: null,
+          appKeyId: null,
+          waitingSince: null,
         },
         ['alice'],
       );

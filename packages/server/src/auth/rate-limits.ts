@@ -32,6 +32,7 @@ export class RateLimits {
   private readonly loginPerIp: RateLimiterAbstract;
   private readonly customerTokensPerIp: RateLimiterAbstract;
   private readonly handshakesPerIp: RateLimiterAbstract;
+  private readonly supportSessions: RateLimiterAbstract;
 
   constructor(config: GatehouseConfig, create: LimiterFactory = memoryLimiters) {
     const loginWindow = Math.ceil(ms(config, 'limits.loginWindow') / 1000);
@@ -54,6 +55,11 @@ export class RateLimits {
       keyPrefix: 'handshake-ip',
       points: config.limits.handshakesPerSecondPerIp,
       duration: 1,
+    });
+    this.supportSessions = create({
+      keyPrefix: 'support-session',
+      points: config.limits.supportSessionsPerMinute,
+      duration: 60,
     });
   }
 
@@ -78,6 +84,12 @@ export class RateLimits {
 
   customerToken(ip: string): Promise<void> {
     return this.consume(this.customerTokensPerIp, ip);
+  }
+
+  /** A customer asks for a support session: counted against the customer and against the IP. */
+  async supportSession(customerId: string, ip: string): Promise<void> {
+    await this.consume(this.supportSessions, `customer:${customerId}`);
+    await this.consume(this.supportSessions, `ip:${ip}`);
   }
 
   handshake(ip: string): Promise<void> {

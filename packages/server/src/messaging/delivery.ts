@@ -9,7 +9,8 @@ const AGENTS_TOPIC = 'agents';
 
 /**
  * Live fan-out. A stored message is published once to every node as
- * `{"m":[member ids],"c":conversation,"s":seq,"x":sender connection}\n<frame JSON>`;
+ * `{"m":[member ids],"c":conversation,"s":seq,"x":sender connection}\n<frame JSON>`
+ * (agent notices as `{"x":agent to leave out}\n<frame JSON>` on their own topic);
  * each node encodes the frame once and writes the same bytes to every local socket of
  * every member. Nothing here is durable: a node that misses a publication leaves the
  * message to the cursor replay on the device's next authentication.
@@ -60,9 +61,11 @@ export class Delivery {
       .catch((err) => this.log.warn({ err }, 'event publish failed'));
   }
 
-  /** Sends a frame to every online agent on every node. */
-  publishToAgents(frame: string): void {
-    this.broker.publish(AGENTS_TOPIC, frame).catch((err) => this.log.warn({ err }, 'agent notification failed'));
+  /** Sends a frame to every online agent on every node, except the devices of `exceptAgent`. */
+  publishToAgents(frame: string, exceptAgent: string | null = null): void {
+    this.broker
+      .publish(AGENTS_TOPIC, `${JSON.stringify({ x: exceptAgent })}\n${frame}`)
+      .catch((err) => this.log.warn({ err }, 'agent notification failed'));
   }
 
   private onDeliver(payload: string): void {
@@ -92,9 +95,17 @@ export class Delivery {
   }
 
   private onAgents(payload: string): void {
+    const newline = payload.indexOf('\n');
+    let header: { x: string | null };
+    try {
+      header = JSON.parse(payload.slice(0, newline));
+    } catch {
+      return;
+    }
     let frame: Buffer | null = null;
     for (const conn of this.registry.agents) {
-      frame ??= encodeTextFrame(payload);
+      if (header.x !== null && conn.principal?.id === header.x) continue;
+      frame ??= encodeTextFrame(payload.slice(newline + 1));
       conn.sendFrame(frame);
     }
   }

@@ -11,6 +11,7 @@ import type { ConversationRecord, MessageRecord, Store } from '../store/store.js
 import type { ConversationDirectory, ConversationEntry } from './conversation-directory.js';
 import type { Delivery } from './delivery.js';
 import type { MessageWriter } from './message-writer.js';
+import { describeSession, SupportSessions } from './support-sessions.js';
 
 export interface SendInput {
   conversationId: string | null;
@@ -54,7 +55,12 @@ export class Messaging {
     control.on((event) => {
       if (event.op === 'conversation-changed') directory.invalidate(event.id);
     });
+    this.support = new SupportSessions(store, directory, delivery, control, clock, log, (conn, ids) =>
+      this.replay(conn, ids),
+    );
   }
+
+  private readonly support: SupportSessions;
 
   /** Loads a conversation the principal belongs to: NOT_FOUND, or NOT_MEMBER (403). */
   async memberConversation(conversationId: string, principalId: string): Promise<ConversationEntry> {
@@ -71,7 +77,7 @@ export class Messaging {
   async send(
     from: PrincipalInfo,
     input: SendInput,
-    sender: Pick<Connection, 'id' | 'sendOrder'>,
+    sender: Pick<Connection, 'id' | 'sendOrder' | 'deviceType'>,
   ): Promise<{ ack: Ack; publish: () => void }> {
     // Checks below may await the store a different number of times per message; this socket's
     // messages still enter the group commit in the order they arrived, so their seqs keep it.
@@ -81,7 +87,7 @@ export class Messaging {
       entered = resolve;
     });
     try {
-      return await this.sendInOrder(from, input, sender.id, previous, entered);
+      return await this.sendInOrder(from, input, sender, previous, entered);
     } finally {
       entered();
     }
@@ -90,7 +96,7 @@ export class Messaging {
   private async sendInOrder(
     from: PrincipalInfo,
     input: SendInput,
-    senderConnection: string,
+    sender: Pick<Connection, 'id' | 'deviceType'>,
     previous: Promise<void>,
     entered: () => void,
   ): Promise<{ ack: Ack; publish: () => void }> {
@@ -139,6 +145,7 @@ export class Messaging {
       id,
       conversationId,
       fromId: from.id,
+      fromDevice: sender.deviceType,
       clientMsgId: input.clientMsgId,
       ts,
       ...(createDirect ? { createDirect } : {}),
@@ -150,16 +157,21 @@ export class Messaging {
     const publish = () => {
       // A duplicate was delivered the first time.
       if (duplicate) return;
-      this.delivery.publishMessage(
-        members,
-        conversationId,
-        record.seq,
-        eventFrame('message', record.body),
-        senderConnection,
-      );
-      if (entry?.conversation.kind === 'support' && entry.conversation.status === 'open' && from.kind === 'customer') {
+      this.delivery.publishMessage(members, conversationId, record.seq, eventFrame('message', record.body), sender.id);
+      const conversation = entry?.conversation;
+      if (conversation?.kind === 'support' && conversation.status === 'open' && from.kind === 'customer') {
+        if (conversation.waitingSince === null) {
+          // This message put the session in the queue (the store set waiting_since): nodes reload it.
+          this.directory.invalidate(conversationId);
+          this.control
+            .publish({ op: 'conversation-changed', id: conversationId })
+            .catch((err) => this.log.warn({ err }, 'conversation change publish failed'));
+        }
         // The cached record's lastSeq is from when it was loaded; this message is the last one now.
-        const session = this.describeSession({ ...entry.conversation, lastSeq: record.seq }, from);
+        const session = this.describeSession(
+          { ...conversation, lastSeq: record.seq, waitingSince: conversation.waitingSince ?? record.ts },
+          from,
+        );
         this.delivery.publishToAgents(
           `{"type":"session_waiting","code":200,"session":${JSON.stringify(session)},"message":${record.body}}`,
         );
@@ -234,11 +246,25 @@ export class Messaging {
       let cursors = await this.store.replayCursors(principal.id, conn.deviceType);
       if (conversationIds) cursors = cursors.filter((c) => conversationIds.includes(c.conversationId));
       const limit = this.config.messages.replayLimit;
-      for (const { conversationId, cursor } of cursors) {
-        const rows = await this.store.messagesAfter(conversationId, cursor, limit + 1);
+      // This device type's own sends are never replayed to it (it got their ack).
+      const own = { fromId: principal.id, fromDevice: conn.deviceType };
+      const skips: Promise<void>[] = [];
+      for (const { conversationId, cursor, lastSeq } of cursors) {
+        const rows = await this.store.messagesAfter(conversationId, cursor, limit + 1, own);
         if (rows.length > limit) {
           rows.shift();
           truncated.push(conversationId);
+        } else {
+          // Complete: what lies between the cursor and the first row (or lastSeq) is all its own
+          // sends, so the cursor moves up to there; nothing of the others' is passed over.
+          const ownUpTo = rows.length > 0 ? (rows[0] as MessageRecord).seq - 1 : lastSeq;
+          // Only saves the next replay a read: a failure is no reason to fail this one.
+          if (ownUpTo > cursor)
+            skips.push(
+              this.store
+                .advanceCursor(principal.id, conn.deviceType, conversationId, ownUpTo)
+                .catch((err) => this.log.warn({ err }, 'could not move the cursor past own messages')),
+            );
         }
         for (const row of rows) {
           conn.sendFrame(encodeTextFrame(eventFrame('offline_message', row.body)));
@@ -253,6 +279,7 @@ export class Messaging {
         const last = rows.at(-1);
         if (last) replayedUpTo.set(conversationId, last.seq);
       }
+      await Promise.all(skips);
       conn.send({
         type: 'offline_messages_complete',
         code: 200,
@@ -276,62 +303,34 @@ export class Messaging {
     }
   }
 
-  /** Creates the support conversation of a new customer; its id is the `sessionId`. */
+  /**
+   * The customer's support session that is not closed, or a new one: its id is the `sessionId`
+   * of the customer-token answers. A new session enters the agents' queue with the first message.
+   */
   async openSupportSession(customerId: string): Promise<string> {
-    const id = `ss_${randomUUID()}`;
-    await this.store.createConversation(
-      {
-        id,
-        kind: 'support',
-        name: null,
-        lastSeq: 0,
-        createdAt: this.clock.now(),
-        customerId,
-        agentId: null,
-        status: 'open',
-      },
-      [customerId],
-    );
-    return id;
+    return (await this.support.sessionOf(customerId)).sessionId;
+  }
+
+  /** `POST /api/v1/sessions`: as openSupportSession, and whether it was created. */
+  customerSession(customerId: string): Promise<{ sessionId: string; created: boolean }> {
+    return this.support.sessionOf(customerId);
+  }
+
+  /** The agents' lists: `open` (the queue) or `mine`, with customer name, channel, first message and waiting time. */
+  listSessions(status: 'open' | 'mine', agentId: string, limit: number) {
+    return this.support.list(status, agentId, limit);
   }
 
   describeSession(c: ConversationRecord, customer?: PrincipalInfo) {
-    return {
-      id: c.id,
-      status: c.status,
-      customer_id: c.customerId,
-      ...(customer ? { customer } : {}),
-      agent_id: c.agentId,
-      last_seq: c.lastSeq,
-      created_at: c.createdAt,
-    };
+    return describeSession(c, customer);
   }
 
-  /** An agent claims a session: joins it, and its live devices get the backlog. */
-  async claim(
-    agent: PrincipalInfo,
-    sessionId: string,
-    agentConnections: Iterable<Connection>,
-  ): Promise<ConversationRecord> {
-    const result = await this.store.claimSupport(sessionId, agent.id);
-    if (result === 'not_found') throw new GatehouseError('NOT_FOUND', 'no such support session');
-    if (result === 'closed') throw new GatehouseError('CONFLICT', 'this support session is closed');
-    if (result === 'taken') throw new GatehouseError('CONFLICT', 'another agent has claimed this session');
-    this.directory.invalidate(sessionId);
-    await this.control.publish({ op: 'conversation-changed', id: sessionId });
-    // Not awaited: a replay waits for the socket to take it, and a stalled device must not hold the claim.
-    for (const conn of agentConnections) void this.replay(conn, [sessionId]);
-    return (await this.store.getConversation(sessionId)) as ConversationRecord;
+  claim(agent: PrincipalInfo, sessionId: string, agentConnections: Iterable<Connection>): Promise<ConversationRecord> {
+    return this.support.claim(agent, sessionId, agentConnections);
   }
 
-  async closeSession(agent: PrincipalInfo, sessionId: string): Promise<void> {
-    const conversation = await this.store.getConversation(sessionId);
-    if (conversation?.kind !== 'support') throw new GatehouseError('NOT_FOUND', 'no such support session');
-    if (conversation.agentId !== agent.id)
-      throw new GatehouseError('FORBIDDEN', 'only the agent who claimed it can close it');
-    await this.store.closeSupport(sessionId);
-    this.directory.invalidate(sessionId);
-    await this.control.publish({ op: 'conversation-changed', id: sessionId });
+  closeSession(agent: PrincipalInfo, sessionId: string): Promise<void> {
+    return this.support.close(agent, sessionId);
   }
 
   async createGroup(name: string, members: string[], appKeyId: string | null): Promise<ConversationRecord> {
@@ -346,6 +345,8 @@ export class Messaging {
       customerId: null,
       agentId: null,
       status: null,
+      appKeyId,
+      waitingSince: null,
     };
     await this.store.createConversation(conversation, unique);
     return conversation;
@@ -374,14 +375,15 @@ export class Messaging {
     await this.control.publish({ op: 'conversation-changed', id: conversationId });
   }
 
-  /** A group the caller may manage: an admin any, an app the groups whose members are all its users. */
+  /**
+   * A group the caller may manage: an admin any, an app the groups it created. Ownership is fixed
+   * at creation, so an app never gains a group by whom it holds (an emptied one holds no one).
+   */
   private async groupFor(conversationId: string, appKeyId: string | null): Promise<ConversationEntry> {
     const entry = await this.directory.get(conversationId);
     if (entry?.conversation.kind !== 'group') throw new GatehouseError('NOT_FOUND', 'no such group');
-    if (appKeyId !== null)
-      await this.checkGroupMembers(entry.memberList, appKeyId).catch(() => {
-        throw new GatehouseError('FORBIDDEN', 'this group has members of another app');
-      });
+    if (appKeyId !== null && entry.conversation.appKeyId !== appKeyId)
+      throw new GatehouseError('FORBIDDEN', 'this group belongs to another app');
     return entry;
   }
 

@@ -7,6 +7,7 @@ import {
   type MessageRow,
   type PrincipalRow,
   type RefreshRow,
+  type SupportListingRow,
   type TicketRow,
   toAppKey,
   toConversation,
@@ -14,6 +15,7 @@ import {
   toMessage,
   toPrincipal,
   toRefresh,
+  toSupportListing,
   toTicket,
 } from './rows.js';
 import type {
@@ -28,6 +30,7 @@ import type {
   RefreshTokenRecord,
   RefreshUse,
   Store,
+  SupportListing,
   TicketRecord,
 } from './store.js';
 
@@ -35,7 +38,7 @@ import type {
  * Schema versions, applied in order; each runs once, recorded in `schema_migrations`.
  * Identifiers use the "C" collation so ORDER BY sorts by bytes, as SQLite does.
  */
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: string[] = [
   `CREATE TABLE principals (
      id TEXT COLLATE "C" PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, password_hash TEXT,
      app_key_id TEXT COLLATE "C", avatar TEXT, extras JSONB, token_version INTEGER NOT NULL DEFAULT 0,
@@ -77,6 +80,32 @@ const MIGRATIONS: string[] = [
   // "Revoke all" (bumpTokenVersion) revokes every session and refresh token of a principal.
   `CREATE INDEX login_sessions_principal ON login_sessions (principal_id);
    CREATE INDEX refresh_tokens_principal ON refresh_tokens (principal_id);`,
+  // As SQLite's third migration: group owners, the sending device type, the support queue and
+  // one session not closed per customer (existing duplicates closed, the claimed or newest kept).
+  `ALTER TABLE conversations ADD COLUMN app_key_id TEXT COLLATE "C";
+   ALTER TABLE conversations ADD COLUMN waiting_since BIGINT;
+   ALTER TABLE messages ADD COLUMN from_device TEXT COLLATE "C";
+   UPDATE conversations SET app_key_id = (
+     SELECT MIN(p.app_key_id) FROM members m JOIN principals p ON p.id = m.principal_id
+     WHERE m.conversation_id = conversations.id
+     HAVING COUNT(DISTINCT p.app_key_id) = 1 AND COUNT(p.app_key_id) = COUNT(*)
+       AND COUNT(*) = (SELECT COUNT(*) FROM members m2 WHERE m2.conversation_id = conversations.id))
+   WHERE kind = 'group';
+   UPDATE conversations SET waiting_since = (
+     SELECT MIN(msg.ts) FROM messages msg
+     WHERE msg.conversation_id = conversations.id AND msg.from_id = conversations.customer_id)
+   WHERE kind = 'support';
+   UPDATE conversations SET status = 'closed'
+   WHERE kind = 'support' AND status <> 'closed' AND id <> (
+     SELECT k.id FROM conversations k
+     WHERE k.kind = 'support' AND k.status <> 'closed' AND k.customer_id = conversations.customer_id
+     ORDER BY CASE WHEN k.status = 'claimed' THEN 0 ELSE 1 END, CASE WHEN k.last_seq > 0 THEN 0 ELSE 1 END,
+       k.created_at DESC, k.id DESC
+     LIMIT 1);
+   CREATE UNIQUE INDEX conversations_support_customer ON conversations (customer_id)
+     WHERE kind = 'support' AND status <> 'closed';
+   CREATE INDEX conversations_support_queue ON conversations (waiting_since, id)
+     WHERE kind = 'support' AND status = 'open' AND waiting_since IS NOT NULL;`,
 ];
 
 /** Key of the transaction-scoped advisory lock that serializes migrations of concurrent starts. */
@@ -93,6 +122,21 @@ const types = new pg.TypeOverrides();
 types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
+
+const INSERT_CONVERSATION = `INSERT INTO conversations (id, kind, name, last_seq, created_at, customer_id, agent_id,
+  status, app_key_id, waiting_since) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`;
+const conversationValues = (c: ConversationRecord) => [
+  c.id,
+  c.kind,
+  c.name,
+  c.lastSeq,
+  c.createdAt,
+  c.customerId,
+  c.agentId,
+  c.status,
+  c.appKeyId,
+  c.waitingSince,
+];
 
 type PgPrincipalRow = PrincipalRow & { extras: unknown; blocked: boolean };
 
@@ -400,11 +444,7 @@ export class PostgresStore implements Store {
 
   async createConversation(c: ConversationRecord, members: string[]): Promise<void> {
     await this.transaction(async (db) => {
-      await db.query(
-        `INSERT INTO conversations (id, kind, name, last_seq, created_at, customer_id, agent_id, status)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
-        [c.id, c.kind, c.name, c.lastSeq, c.createdAt, c.customerId, c.agentId, c.status],
-      );
+      await db.query(`${INSERT_CONVERSATION} RETURNING id`, conversationValues(c));
       await this.insertMembers(db, [c.id], [members]);
     });
   }
@@ -484,10 +524,21 @@ export class PostgresStore implements Store {
       }
 
       const conversationIds = [...new Set(batch.map((m) => m.conversationId))];
-      const locked = await this.rows<{ id: string; last_seq: number }>(
-        'SELECT id, last_seq FROM conversations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE',
+      const locked = await this.rows<{
+        id: string;
+        last_seq: number;
+        customer_id: string | null;
+        waiting_since: number | null;
+      }>(
+        `SELECT id, last_seq, customer_id, waiting_since FROM conversations WHERE id = ANY($1::text[])
+         ORDER BY id FOR UPDATE`,
         [conversationIds],
         db,
+      );
+      // A support session's customer writing for the first time puts it in the queue.
+      const waitingSince = new Map<string, number>();
+      const awaitingCustomer = new Map(
+        locked.filter((r) => r.customer_id !== null && r.waiting_since === null).map((r) => [r.id, r.customer_id]),
       );
       const startSeq = new Map(locked.map((r) => [r.id, r.last_seq]));
       const lastSeq = new Map(startSeq);
@@ -509,7 +560,7 @@ export class PostgresStore implements Store {
       }
 
       const results: AppendResult[] = [];
-      const inserted: { record: MessageRecord; clientMsgId: string | null }[] = [];
+      const inserted: { record: MessageRecord; clientMsgId: string | null; fromDevice: string | null }[] = [];
       for (const m of batch) {
         const key = m.clientMsgId === null ? null : dedupKey(m.conversationId, m.fromId, m.clientMsgId);
         const original = key === null ? undefined : earlier.get(key);
@@ -528,19 +579,23 @@ export class PostgresStore implements Store {
           body: m.serialize(seq),
         };
         if (key !== null) earlier.set(key, record);
-        inserted.push({ record, clientMsgId: m.clientMsgId });
+        if (awaitingCustomer.get(m.conversationId) === m.fromId && !waitingSince.has(m.conversationId))
+          waitingSince.set(m.conversationId, m.ts);
+        inserted.push({ record, clientMsgId: m.clientMsgId, fromDevice: m.fromDevice });
         results.push({ record, duplicate: false });
       }
 
       if (inserted.length > 0) {
         await db.query(
-          `INSERT INTO messages (conversation_id, seq, id, from_id, client_msg_id, ts, body)
-           SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[])`,
+          `INSERT INTO messages (conversation_id, seq, id, from_id, from_device, client_msg_id, ts, body)
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+             $8::text[])`,
           [
             inserted.map((i) => i.record.conversationId),
             inserted.map((i) => i.record.seq),
             inserted.map((i) => i.record.id),
             inserted.map((i) => i.record.fromId),
+            inserted.map((i) => i.fromDevice),
             inserted.map((i) => i.clientMsgId),
             inserted.map((i) => i.record.ts),
             inserted.map((i) => i.record.body),
@@ -548,20 +603,31 @@ export class PostgresStore implements Store {
         );
         const changed = conversationIds.filter((id) => lastSeq.get(id) !== startSeq.get(id));
         await db.query(
-          `UPDATE conversations c SET last_seq = v.seq FROM unnest($1::text[], $2::bigint[]) AS v(id, seq)
-           WHERE c.id = v.id`,
-          [changed, changed.map((id) => lastSeq.get(id))],
+          `UPDATE conversations c SET last_seq = v.seq, waiting_since = COALESCE(c.waiting_since, v.waiting)
+           FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, seq, waiting) WHERE c.id = v.id`,
+          [changed, changed.map((id) => lastSeq.get(id)), changed.map((id) => waitingSince.get(id) ?? null)],
         );
       }
       return results;
     });
   }
 
-  async messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<MessageRecord[]> {
-    const rows = await this.rows<MessageRow>(
-      'SELECT * FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq DESC LIMIT $3',
-      [conversationId, afterSeq, limit],
-    );
+  async messagesAfter(
+    conversationId: string,
+    afterSeq: number,
+    limit: number,
+    exclude?: { fromId: string; fromDevice: string },
+  ): Promise<MessageRecord[]> {
+    const rows = exclude
+      ? await this.rows<MessageRow>(
+          `SELECT * FROM messages WHERE conversation_id = $1 AND seq > $2
+             AND (from_id <> $4 OR from_device IS DISTINCT FROM $5) ORDER BY seq DESC LIMIT $3`,
+          [conversationId, afterSeq, limit, exclude.fromId, exclude.fromDevice],
+        )
+      : await this.rows<MessageRow>(
+          'SELECT * FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq DESC LIMIT $3',
+          [conversationId, afterSeq, limit],
+        );
     return rows.reverse().map(toMessage);
   }
 
@@ -645,19 +711,56 @@ export class PostgresStore implements Store {
     await this.pool.query("UPDATE conversations SET status = 'closed' WHERE id = $1", [conversationId]);
   }
 
-  async listSupport(status: 'open' | 'mine', agentId: string, limit: number): Promise<ConversationRecord[]> {
+  async openSupportSession(
+    session: ConversationRecord,
+  ): Promise<{ conversation: ConversationRecord; created: boolean }> {
+    // The unique index on a customer's session not closed decides between concurrent calls: the
+    // loser's insert waits for the winner's commit, does nothing, and then reads the winner's row.
+    for (let attempt = 1; ; attempt++) {
+      const result = await this.transaction(async (db) => {
+        const inserted = await this.row<ConversationRow>(
+          `${INSERT_CONVERSATION} ON CONFLICT (customer_id) WHERE kind = 'support' AND status <> 'closed' DO NOTHING
+           RETURNING *`,
+          conversationValues(session),
+          db,
+        );
+        if (inserted) {
+          await this.insertMembers(db, [session.id], [[session.customerId as string]]);
+          return { conversation: toConversation(inserted), created: true };
+        }
+        const existing = await this.row<ConversationRow>(
+          "SELECT * FROM conversations WHERE customer_id = $1 AND kind = 'support' AND status <> 'closed'",
+          [session.customerId],
+          db,
+        );
+        return existing ? { conversation: toConversation(existing), created: false } : null;
+      });
+      // null: the session it collided with was closed in between; try again.
+      if (result) return result;
+      if (attempt >= MAX_ATTEMPTS) throw new Error(`no stable support session for customer ${session.customerId}`);
+    }
+  }
+
+  async listSupport(status: 'open' | 'mine', agentId: string, limit: number): Promise<SupportListing[]> {
+    const select = `SELECT c.*, p.name AS customer_name,
+        CASE WHEN jsonb_typeof(p.extras -> 'channel') = 'string' THEN p.extras ->> 'channel' END AS channel,
+        f.id AS first_id, f.from_id AS first_from_id, f.ts AS first_ts, f.body AS first_body
+      FROM conversations c
+      LEFT JOIN principals p ON p.id = c.customer_id
+      LEFT JOIN messages f ON f.conversation_id = c.id AND f.seq = 1`;
     const rows =
       status === 'open'
-        ? await this.rows<ConversationRow>(
-            "SELECT * FROM conversations WHERE kind = 'support' AND status = 'open' ORDER BY created_at LIMIT $1",
+        ? await this.rows<SupportListingRow>(
+            `${select} WHERE c.kind = 'support' AND c.status = 'open' AND c.waiting_since IS NOT NULL
+             ORDER BY c.waiting_since, c.id LIMIT $1`,
             [limit],
           )
-        : await this.rows<ConversationRow>(
-            `SELECT * FROM conversations WHERE kind = 'support' AND status = 'claimed' AND agent_id = $1
-             ORDER BY created_at LIMIT $2`,
+        : await this.rows<SupportListingRow>(
+            `${select} WHERE c.kind = 'support' AND c.status = 'claimed' AND c.agent_id = $1
+             ORDER BY c.created_at, c.id LIMIT $2`,
             [agentId, limit],
           );
-    return rows.map(toConversation);
+    return rows.map(toSupportListing);
   }
 
   async createAppKey(k: AppKeyRecord): Promise<void> {

@@ -6,6 +6,7 @@ import type {
   MessageRecord,
   PrincipalRecord,
   RefreshTokenRecord,
+  SupportListing,
   TicketRecord,
 } from './store.js';
 
@@ -122,6 +123,8 @@ export interface ConversationRow {
   customer_id: string | null;
   agent_id: string | null;
   status: ConversationRecord['status'];
+  app_key_id: string | null;
+  waiting_since: number | null;
 }
 
 export const toConversation = (row: ConversationRow): ConversationRecord => ({
@@ -133,6 +136,8 @@ export const toConversation = (row: ConversationRow): ConversationRecord => ({
   customerId: row.customer_id,
   agentId: row.agent_id,
   status: row.status,
+  appKeyId: row.app_key_id,
+  waitingSince: row.waiting_since,
 });
 
 export interface MessageRow {
@@ -140,6 +145,7 @@ export interface MessageRow {
   seq: number;
   id: string;
   from_id: string;
+  from_device: string | null;
   client_msg_id: string | null;
   ts: number;
   body: string;
@@ -152,6 +158,33 @@ export const toMessage = (row: MessageRow): MessageRecord => ({
   fromId: row.from_id,
   ts: row.ts,
   body: row.body,
+});
+
+/** A support session joined with its customer and first message, as `listSupport` reads it. */
+export type SupportListingRow = ConversationRow & {
+  customer_name: string | null;
+  channel: unknown;
+  first_id: string | null;
+  first_from_id: string | null;
+  first_ts: number | null;
+  first_body: string | null;
+};
+
+export const toSupportListing = (row: SupportListingRow): SupportListing => ({
+  conversation: toConversation(row),
+  customerName: row.customer_name,
+  channel: typeof row.channel === 'string' ? row.channel : null,
+  firstMessage:
+    row.first_id === null
+      ? null
+      : {
+          id: row.first_id,
+          conversationId: row.id,
+          seq: 1,
+          fromId: row.first_from_id as string,
+          ts: row.first_ts as number,
+          body: row.first_body as string,
+        },
 });
 
 export interface AppKeyRow {

@@ -9,6 +9,7 @@ import {
   type MessageRow,
   type PrincipalRow,
   type RefreshRow,
+  type SupportListingRow,
   type TicketRow,
   toAppKey,
   toConversation,
@@ -16,6 +17,7 @@ import {
   toMessage,
   toPrincipal,
   toRefresh,
+  toSupportListing,
   toTicket,
 } from './rows.js';
 import type {
@@ -30,11 +32,46 @@ import type {
   RefreshTokenRecord,
   RefreshUse,
   Store,
+  SupportListing,
   TicketRecord,
 } from './store.js';
 
+/**
+ * A group belongs to the app that created it; a message records the device type it came
+ * from (never replayed to it); a support session enters the queue with the customer's
+ * first message (waiting_since); a customer has at most one session not closed.
+ * Existing data: a group whose members are all users of one app goes to that app (admin
+ * only otherwise); of a customer's sessions not closed, the claimed one, else the newest
+ * with messages, else the newest stays, the others are closed.
+ */
+const SUPPORT_AND_OWNERSHIP = `
+   ALTER TABLE conversations ADD COLUMN app_key_id TEXT;
+   ALTER TABLE conversations ADD COLUMN waiting_since INTEGER;
+   ALTER TABLE messages ADD COLUMN from_device TEXT;
+   UPDATE conversations SET app_key_id = (
+     SELECT MIN(p.app_key_id) FROM members m JOIN principals p ON p.id = m.principal_id
+     WHERE m.conversation_id = conversations.id
+     HAVING COUNT(DISTINCT p.app_key_id) = 1 AND COUNT(p.app_key_id) = COUNT(*)
+       AND COUNT(*) = (SELECT COUNT(*) FROM members m2 WHERE m2.conversation_id = conversations.id))
+   WHERE kind = 'group';
+   UPDATE conversations SET waiting_since = (
+     SELECT MIN(msg.ts) FROM messages msg
+     WHERE msg.conversation_id = conversations.id AND msg.from_id = conversations.customer_id)
+   WHERE kind = 'support';
+   UPDATE conversations SET status = 'closed'
+   WHERE kind = 'support' AND status <> 'closed' AND id <> (
+     SELECT k.id FROM conversations k
+     WHERE k.kind = 'support' AND k.status <> 'closed' AND k.customer_id = conversations.customer_id
+     ORDER BY CASE WHEN k.status = 'claimed' THEN 0 ELSE 1 END, CASE WHEN k.last_seq > 0 THEN 0 ELSE 1 END,
+       k.created_at DESC, k.id DESC
+     LIMIT 1);
+   CREATE UNIQUE INDEX conversations_support_customer ON conversations (customer_id)
+     WHERE kind = 'support' AND status <> 'closed';
+   CREATE INDEX conversations_support_queue ON conversations (waiting_since, id)
+     WHERE kind = 'support' AND status = 'open' AND waiting_since IS NOT NULL;`;
+
 /** Schema versions, applied in order; each runs once, inside a transaction. */
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: string[] = [
   `CREATE TABLE principals (
      id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, password_hash TEXT,
      app_key_id TEXT, avatar TEXT, extras TEXT, token_version INTEGER NOT NULL DEFAULT 0,
@@ -70,6 +107,7 @@ const MIGRATIONS: string[] = [
   // "Revoke all" (bumpTokenVersion) revokes every session and refresh token of a principal.
   `CREATE INDEX login_sessions_principal ON login_sessions (principal_id);
    CREATE INDEX refresh_tokens_principal ON refresh_tokens (principal_id);`,
+  SUPPORT_AND_OWNERSHIP,
 ];
 
 type SqlitePrincipalRow = PrincipalRow & { extras: string | null; blocked: number };
@@ -283,12 +321,16 @@ export class SqliteStore implements Store {
 
   async createConversation(c: ConversationRecord, members: string[]): Promise<void> {
     this.db.transaction(() => {
-      this.stmt(
-        `INSERT INTO conversations (id, kind, name, last_seq, created_at, customer_id, agent_id, status)
-         VALUES (?,?,?,?,?,?,?,?)`,
-      ).run(c.id, c.kind, c.name, c.lastSeq, c.createdAt, c.customerId, c.agentId, c.status);
+      this.insertConversation(c);
       this.insertMembers(c.id, members);
     })();
+  }
+
+  private insertConversation(c: ConversationRecord): void {
+    this.stmt(
+      `INSERT INTO conversations (id, kind, name, last_seq, created_at, customer_id, agent_id, status, app_key_id,
+         waiting_since) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+    ).run(c.id, c.kind, c.name, c.lastSeq, c.createdAt, c.customerId, c.agentId, c.status, c.appKeyId, c.waitingSince);
   }
 
   private insertMembers(conversationId: string, principalIds: string[]): void {
@@ -339,14 +381,18 @@ export class SqliteStore implements Store {
             continue;
           }
         }
-        const next = this.stmt('UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq').get(
-          m.conversationId,
-        ) as { last_seq: number } | undefined;
+        // A support session's customer writing for the first time puts it in the queue.
+        const next = this.stmt(
+          `UPDATE conversations SET last_seq = last_seq + 1,
+             waiting_since = CASE WHEN waiting_since IS NULL AND customer_id = ? THEN ? ELSE waiting_since END
+           WHERE id = ? RETURNING last_seq`,
+        ).get(m.fromId, m.ts, m.conversationId) as { last_seq: number } | undefined;
         if (!next) throw new Error(`conversation ${m.conversationId} does not exist`);
         const body = m.serialize(next.last_seq);
         this.stmt(
-          'INSERT INTO messages (conversation_id, seq, id, from_id, client_msg_id, ts, body) VALUES (?,?,?,?,?,?,?)',
-        ).run(m.conversationId, next.last_seq, m.id, m.fromId, m.clientMsgId, m.ts, body);
+          `INSERT INTO messages (conversation_id, seq, id, from_id, from_device, client_msg_id, ts, body)
+           VALUES (?,?,?,?,?,?,?,?)`,
+        ).run(m.conversationId, next.last_seq, m.id, m.fromId, m.fromDevice, m.clientMsgId, m.ts, body);
         results.push({
           record: { id: m.id, conversationId: m.conversationId, seq: next.last_seq, fromId: m.fromId, ts: m.ts, body },
           duplicate: false,
@@ -356,10 +402,24 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<MessageRecord[]> {
-    const rows = this.stmt(
-      'SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?',
-    ).all(conversationId, afterSeq, limit) as MessageRow[];
+  async messagesAfter(
+    conversationId: string,
+    afterSeq: number,
+    limit: number,
+    exclude?: { fromId: string; fromDevice: string },
+  ): Promise<MessageRecord[]> {
+    const rows = (
+      exclude
+        ? this.stmt(
+            `SELECT * FROM messages WHERE conversation_id = ? AND seq > ? AND (from_id <> ? OR from_device IS NOT ?)
+             ORDER BY seq DESC LIMIT ?`,
+          ).all(conversationId, afterSeq, exclude.fromId, exclude.fromDevice, limit)
+        : this.stmt('SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?').all(
+            conversationId,
+            afterSeq,
+            limit,
+          )
+    ) as MessageRow[];
     return rows.reverse().map(toMessage);
   }
 
@@ -436,16 +496,42 @@ export class SqliteStore implements Store {
     this.stmt("UPDATE conversations SET status = 'closed' WHERE id = ?").run(conversationId);
   }
 
-  async listSupport(status: 'open' | 'mine', agentId: string, limit: number): Promise<ConversationRecord[]> {
+  async openSupportSession(
+    session: ConversationRecord,
+  ): Promise<{ conversation: ConversationRecord; created: boolean }> {
+    // IMMEDIATE: another handle on the file cannot slip its own session in between the check and the insert.
+    return this.db
+      .transaction(() => {
+        const existing = this.stmt(
+          "SELECT * FROM conversations WHERE customer_id = ? AND kind = 'support' AND status <> 'closed'",
+        ).get(session.customerId) as ConversationRow | undefined;
+        if (existing) return { conversation: toConversation(existing), created: false };
+        this.insertConversation(session);
+        this.insertMembers(session.id, [session.customerId as string]);
+        return { conversation: session, created: true };
+      })
+      .immediate();
+  }
+
+  async listSupport(status: 'open' | 'mine', agentId: string, limit: number): Promise<SupportListing[]> {
+    const select = `SELECT c.*, p.name AS customer_name,
+        CASE WHEN json_valid(p.extras) AND json_type(p.extras, '$.channel') = 'text'
+          THEN json_extract(p.extras, '$.channel') END AS channel,
+        f.id AS first_id, f.from_id AS first_from_id, f.ts AS first_ts, f.body AS first_body
+      FROM conversations c
+      LEFT JOIN principals p ON p.id = c.customer_id
+      LEFT JOIN messages f ON f.conversation_id = c.id AND f.seq = 1`;
     const rows =
       status === 'open'
         ? this.stmt(
-            "SELECT * FROM conversations WHERE kind = 'support' AND status = 'open' ORDER BY created_at LIMIT ?",
+            `${select} WHERE c.kind = 'support' AND c.status = 'open' AND c.waiting_since IS NOT NULL
+             ORDER BY c.waiting_since, c.id LIMIT ?`,
           ).all(limit)
         : this.stmt(
-            "SELECT * FROM conversations WHERE kind = 'support' AND status = 'claimed' AND agent_id = ? ORDER BY created_at LIMIT ?",
+            `${select} WHERE c.kind = 'support' AND c.status = 'claimed' AND c.agent_id = ?
+             ORDER BY c.created_at, c.id LIMIT ?`,
           ).all(agentId, limit);
-    return (rows as ConversationRow[]).map(toConversation);
+    return (rows as SupportListingRow[]).map(toSupportListing);
   }
 
   async createAppKey(k: AppKeyRecord): Promise<void> {

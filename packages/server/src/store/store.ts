@@ -80,6 +80,16 @@ export interface ConversationRecord {
   customerId: string | null;
   agentId: string | null;
   status: SupportStatus | null;
+  /**
+   * The app that created it (groups made with an app key), fixed at creation: only that app
+   * (or the admin) manages the group, whoever its members are later. Null: admin-made or not a group.
+   */
+  appKeyId: string | null;
+  /**
+   * Support only: when the customer first wrote (the `ts` of its first message), set by the
+   * store with that message. A session is in the agents' queue once this is set; null before.
+   */
+  waitingSince: number | null;
 }
 
 /** A stored message. `body` is the serialized wire object, so delivery and replay never re-serialize. */
@@ -96,6 +106,11 @@ export interface NewMessage {
   id: string;
   conversationId: string;
   fromId: string;
+  /**
+   * The sender's device type (null when not sent from a device). A message is never replayed
+   * to the device type that sent it (see `messagesAfter`'s `exclude`).
+   */
+  fromDevice: string | null;
   clientMsgId: string | null;
   ts: number;
   /** Builds the wire object for the seq the store assigns. */
@@ -112,6 +127,17 @@ export interface ConversationSummary {
   cursor: number;
   /** Messages above the cursor that others sent. */
   unread: number;
+}
+
+/** A support session as the agents' lists show it. */
+export interface SupportListing {
+  conversation: ConversationRecord;
+  /** The customer's display name (null if the principal is gone). */
+  customerName: string | null;
+  /** The customer's `channel` (kept in its extras), when it is a string. */
+  channel: string | null;
+  /** The session's first message (seq 1), null while it has none. */
+  firstMessage: MessageRecord | null;
 }
 
 export type RefreshUse =
@@ -177,14 +203,28 @@ export interface Store {
    * Stores a batch in one transaction (group commit): each message gets the next seq of
    * its conversation, with no gaps. A message whose (conversation, sender, clientMsgId)
    * was stored before is not stored again; its original record comes back with
-   * `duplicate: true`. Rejects as a whole: then nothing of the batch is stored.
+   * `duplicate: true`. Rejects as a whole: then nothing of the batch is stored. The first
+   * message a support session's customer stores sets the session's `waitingSince` to its `ts`.
    */
   appendMessages(batch: NewMessage[]): Promise<AppendResult[]>;
-  /** Messages with seq > afterSeq, oldest first; at most `limit`, the newest ones if more. */
-  messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<MessageRecord[]>;
+  /**
+   * Messages with seq > afterSeq, oldest first; at most `limit`, the newest ones if more.
+   * With `exclude`, the messages that principal sent from that device type are left out (the
+   * limit counts the others only): the offline replay of a device type skips its own sends.
+   */
+  messagesAfter(
+    conversationId: string,
+    afterSeq: number,
+    limit: number,
+    exclude?: { fromId: string; fromDevice: string },
+  ): Promise<MessageRecord[]>;
   /** Messages with seq < beforeSeq (all when null), newest `limit` of them, oldest first. */
   messagesBefore(conversationId: string, beforeSeq: number | null, limit: number): Promise<MessageRecord[]>;
-  /** Conversations of a principal with messages above the cursor of a device type. */
+  /**
+   * Conversations of a principal with messages above the cursor of a device type (own sends
+   * included: the replay filters them with `messagesAfter`'s `exclude`, then moves the cursor
+   * past a leading run of them with `advanceCursor`).
+   */
   replayCursors(
     principalId: string,
     deviceType: string,
@@ -193,13 +233,27 @@ export interface Store {
   advanceCursor(principalId: string, deviceType: string, conversationId: string, seq: number): Promise<void>;
   /** Who shares a direct conversation or support session with the principal (presence goes to them). */
   peersOf(principalId: string, limit: number): Promise<string[]>;
-  /** Conversations of a principal with the cursor and unread count of a device type. */
+  /**
+   * Conversations of a principal with the cursor and unread count of a device type. Unread
+   * counts the messages above the cursor that others sent (never the principal's own, from any
+   * device type).
+   */
   conversationsOf(principalId: string, deviceType: string): Promise<ConversationSummary[]>;
   /** Atomic: 'ok' when the agent got (or already had) the session, 'taken' when another agent has it. */
   claimSupport(conversationId: string, agentId: string): Promise<'ok' | 'taken' | 'not_found' | 'closed'>;
   closeSupport(conversationId: string): Promise<void>;
-  /** Support sessions: unclaimed ones (`open`) or those claimed by `agentId` (`mine`), not closed. */
-  listSupport(status: 'open' | 'mine', agentId: string, limit: number): Promise<ConversationRecord[]>;
+  /**
+   * A customer has at most one support session that is not closed. Atomic, also across nodes:
+   * returns that session (`created: false`) when there is one, else stores `session` (a
+   * `support` record with status `open` and the customer as its only member) and returns it.
+   */
+  openSupportSession(session: ConversationRecord): Promise<{ conversation: ConversationRecord; created: boolean }>;
+  /**
+   * The agents' lists, not closed: `open` is the queue, unclaimed sessions in which the customer
+   * has written (`waitingSince` set), longest waiting first; `mine` the sessions claimed by
+   * `agentId`, oldest first. At most `limit`.
+   */
+  listSupport(status: 'open' | 'mine', agentId: string, limit: number): Promise<SupportListing[]>;
 
   createAppKey(key: AppKeyRecord): Promise<void>;
   findAppKey(keyHash: string): Promise<AppKeyRecord | null>;

@@ -90,6 +90,8 @@ function conversation(
     customerId: null,
     agentId: null,
     status: null,
+    appKeyId: null,
+    waitingSince: null,
     ...overrides,
   };
 }
@@ -102,7 +104,13 @@ function supportSession(customerId: string, overrides: Partial<ConversationRecor
 function message(
   conversationId: string,
   fromId: string,
-  options: { clientMsgId?: string | null; text?: string; ts?: number; createDirect?: [string, string] } = {},
+  options: {
+    clientMsgId?: string | null;
+    text?: string;
+    ts?: number;
+    createDirect?: [string, string];
+    fromDevice?: string | null;
+  } = {},
 ): NewMessage {
   const id = uid('msg');
   const ts = options.ts ?? T0;
@@ -111,6 +119,7 @@ function message(
     id,
     conversationId,
     fromId,
+    fromDevice: options.fromDevice ?? null,
     clientMsgId: options.clientMsgId ?? null,
     ts,
     serialize: (seq) => JSON.stringify({ id, conversation_id: conversationId, seq, from: fromId, text, ts }),
@@ -548,10 +557,18 @@ export function storeConformance(name: string, factory: StoreFactory, options: {
         assert.deepEqual(await ctx.store.getConversation(group.id), group);
         assert.deepEqual(await ctx.store.members(group.id), ['alice', 'bob', 'carol']);
 
-        const support = supportSession('cust-1');
-        await ctx.store.createConversation(support, ['cust-1']);
+        const support = supportSession('cust-0');
+        await ctx.store.createConversation(support, ['cust-0']);
         assert.deepEqual(await ctx.store.getConversation(support.id), support);
-        assert.deepEqual(await ctx.store.members(support.id), ['cust-1']);
+        assert.deepEqual(await ctx.store.members(support.id), ['cust-0']);
+      });
+
+      it('keeps the app a group was created by', async () => {
+        const group = conversation('group', { appKeyId: uid('app') });
+        await ctx.store.createConversation(group, ['alice']);
+        assert.deepEqual(await ctx.store.getConversation(group.id), group);
+        assert.equal(await ctx.store.removeMember(group.id, 'alice'), true);
+        assert.equal((await ctx.store.getConversation(group.id))?.appKeyId, group.appKeyId, 'also once it is empty');
       });
 
       it('answers null for an unknown conversation and no members', async () => {
@@ -660,6 +677,8 @@ export function storeConformance(name: string, factory: StoreFactory, options: {
           customerId: null,
           agentId: null,
           status: null,
+          appKeyId: null,
+          waitingSince: null,
         });
         assert.deepEqual(await ctx.store.members(id), ['alice', 'bob']);
         const again = await ctx.store.appendMessages([
@@ -902,6 +921,36 @@ export function storeConformance(name: string, factory: StoreFactory, options: {
         assert.equal((await ctx.store.replayCursors(me, 'im_android')).length, 2);
       });
 
+      it("messagesAfter with exclude leaves out only that principal's messages from that device type", async () => {
+        const c = conversation('group');
+        await ctx.store.createConversation(c, ['alice', 'bob']);
+        await ctx.store.appendMessages([
+          message(c.id, 'alice', { fromDevice: 'im_web', text: 'a1 web' }),
+          message(c.id, 'bob', { fromDevice: 'im_web', text: 'b2 web' }),
+          message(c.id, 'alice', { fromDevice: 'im_app_ios', text: 'a3 ios' }),
+          message(c.id, 'alice', { fromDevice: null, text: 'a4 no device' }),
+          message(c.id, 'alice', { fromDevice: 'im_web', text: 'a5 web' }),
+          message(c.id, 'bob', { fromDevice: 'im_app_ios', text: 'b6 ios' }),
+        ]);
+        const aliceWeb = { fromId: 'alice', fromDevice: 'im_web' };
+        assert.deepEqual(seqsOf(await ctx.store.messagesAfter(c.id, 0, 10, aliceWeb)), [2, 3, 4, 6]);
+        assert.deepEqual(seqsOf(await ctx.store.messagesAfter(c.id, 2, 10, aliceWeb)), [3, 4, 6]);
+        // The limit counts what is returned: the newest `limit` of the others' messages.
+        assert.deepEqual(seqsOf(await ctx.store.messagesAfter(c.id, 0, 2, aliceWeb)), [4, 6]);
+        assert.deepEqual(
+          seqsOf(await ctx.store.messagesAfter(c.id, 0, 10, { fromId: 'alice', fromDevice: 'im_app_ios' })),
+          [1, 2, 4, 5, 6],
+        );
+        assert.deepEqual(
+          seqsOf(await ctx.store.messagesAfter(c.id, 0, 10, { fromId: 'bob', fromDevice: 'im_web' })),
+          [1, 3, 4, 5, 6],
+        );
+        assert.deepEqual(seqsOf(await ctx.store.messagesAfter(c.id, 5, 10, aliceWeb)), [6]);
+        assert.deepEqual(seqsOf(await ctx.store.messagesAfter(c.id, 0, 10)), [1, 2, 3, 4, 5, 6]);
+        const page = await ctx.store.messagesBefore(c.id, null, 10);
+        assert.deepEqual(seqsOf(page), [1, 2, 3, 4, 5, 6], 'history keeps every message');
+      });
+
       it('advanceCursor never moves a cursor back, also under concurrent calls from several nodes', async () => {
         const nodes = await ctx.nodes(3);
         const me = uid('me');
@@ -1045,66 +1094,154 @@ export function storeConformance(name: string, factory: StoreFactory, options: {
       });
     });
 
+    describe('support sessions of a customer', () => {
+      const ctx = shared;
+
+      it('openSupportSession stores a new session, then returns the one not closed instead of another', async () => {
+        const customer = uid('cust');
+        const first = supportSession(customer, { createdAt: T0 + 1 });
+        assert.deepEqual(await ctx.store.openSupportSession(first), { conversation: first, created: true });
+        assert.deepEqual(await ctx.store.members(first.id), [customer]);
+        const second = supportSession(customer, { createdAt: T0 + 2 });
+        assert.deepEqual(await ctx.store.openSupportSession(second), { conversation: first, created: false });
+        assert.equal(await ctx.store.getConversation(second.id), null);
+
+        // Claimed is not closed: still the same session.
+        await ctx.store.claimSupport(first.id, 'agent-1');
+        const claimed = await ctx.store.openSupportSession(supportSession(customer));
+        assert.equal(claimed.created, false);
+        assert.deepEqual(claimed.conversation, { ...first, agentId: 'agent-1', status: 'claimed' });
+
+        // Once closed, the next call opens a new one.
+        await ctx.store.closeSupport(first.id);
+        const third = supportSession(customer, { createdAt: T0 + 3 });
+        assert.deepEqual(await ctx.store.openSupportSession(third), { conversation: third, created: true });
+        // Other customers are independent.
+        const other = supportSession(uid('cust'));
+        assert.equal((await ctx.store.openSupportSession(other)).created, true);
+      });
+
+      it('refuses a second session not closed for a customer through createConversation too', async () => {
+        const customer = uid('cust');
+        const first = supportSession(customer);
+        await ctx.store.createConversation(first, [customer]);
+        await assert.rejects(ctx.store.createConversation(supportSession(customer), [customer]));
+        await ctx.store.closeSupport(first.id);
+        await ctx.store.createConversation(supportSession(customer), [customer]);
+      });
+
+      it('of 10 concurrent openSupportSession calls for one customer on several nodes exactly one creates, all get it', async () => {
+        const nodes = await ctx.nodes(3);
+        const customer = uid('cust');
+        const results = await concurrently(nodes, 10, (store) => store.openSupportSession(supportSession(customer)));
+        assert.equal(results.filter((r) => r.created).length, 1);
+        assert.equal(new Set(results.map((r) => r.conversation.id)).size, 1);
+      });
+
+      it("sets waitingSince with the customer's first message only, and keeps it", async () => {
+        const customer = uid('cust');
+        const s = supportSession(customer);
+        await ctx.store.openSupportSession(s);
+        assert.equal((await ctx.store.getConversation(s.id))?.waitingSince, null);
+        await ctx.store.claimSupport(s.id, 'agent-w');
+        // An agent writing first does not put the customer in the queue.
+        await ctx.store.appendMessages([message(s.id, 'agent-w', { ts: T0 + 50 })]);
+        assert.equal((await ctx.store.getConversation(s.id))?.waitingSince, null);
+        await ctx.store.appendMessages([
+          message(s.id, customer, { ts: T0 + 60 }),
+          message(s.id, customer, { ts: T0 + 61 }),
+        ]);
+        assert.equal((await ctx.store.getConversation(s.id))?.waitingSince, T0 + 60);
+        await ctx.store.appendMessages([message(s.id, customer, { ts: T0 + 70 })]);
+        assert.equal((await ctx.store.getConversation(s.id))?.waitingSince, T0 + 60);
+        // Messages elsewhere never set it.
+        const g = conversation('group');
+        await ctx.store.createConversation(g, ['alice']);
+        await ctx.store.appendMessages([message(g.id, 'alice')]);
+        assert.equal((await ctx.store.getConversation(g.id))?.waitingSince, null);
+      });
+    });
+
     describe('support lists', () => {
       const ctx = useStore(factory);
 
-      it('lists open sessions oldest first and the claimed ones of an agent, never closed ones, up to limit', async () => {
-        const sessions = Array.from({ length: 6 }, (_, i) => supportSession(`cust-${i}`, { createdAt: T0 + 10 - i }));
-        for (const s of sessions) await ctx.store.createConversation(s, [s.customerId as string]);
-        await ctx.store.createConversation(conversation('group'), ['alice']);
-        const [s0, s1, s2, s3, s4, s5] = sessions as [
-          ConversationRecord,
-          ConversationRecord,
-          ConversationRecord,
-          ConversationRecord,
-          ConversationRecord,
-          ConversationRecord,
-        ];
-        await ctx.store.claimSupport(s0.id, 'agent-1');
-        await ctx.store.claimSupport(s1.id, 'agent-1');
-        await ctx.store.claimSupport(s2.id, 'agent-2');
-        await ctx.store.claimSupport(s3.id, 'agent-1');
-        await ctx.store.closeSupport(s3.id);
-        await ctx.store.closeSupport(s4.id);
+      async function customerWithSession(name: string, channel: unknown, createdAt: number) {
+        const customer = principal('customer', { name, extras: { channel, email: 'x@example.com' } });
+        await ctx.store.createPrincipal(customer);
+        const s = supportSession(customer.id, { createdAt });
+        await ctx.store.openSupportSession(s);
+        return { customer, session: s };
+      }
 
-        assert.deepEqual(await ctx.store.listSupport('open', 'agent-1', 10), [s5]);
-        assert.deepEqual(
-          (await ctx.store.listSupport('mine', 'agent-1', 10)).map((c) => c.id),
-          [s1.id, s0.id],
-        );
-        assert.deepEqual(await ctx.store.listSupport('mine', 'agent-1', 1), [
-          { ...s1, agentId: 'agent-1', status: 'claimed' },
+      it('lists in the queue only sessions the customer wrote in, longest waiting first, with name, channel and first message', async () => {
+        const a = await customerWithSession('Ann', 'web', T0 + 1);
+        const b = await customerWithSession('Ben', 'ios', T0 + 2);
+        const empty = await customerWithSession('Eve', 'web', T0 + 3);
+        const odd = await customerWithSession('Odd', 42, T0 + 4);
+        assert.deepEqual(await ctx.store.listSupport('open', 'agent-1', 10), [], 'no session has a message yet');
+
+        // B writes first, then A, then Odd: the queue follows who waits longest, not creation.
+        const [bFirst] = await ctx.store.appendMessages([
+          message(b.session.id, b.customer.id, { ts: T0 + 100, text: 'B here' }),
         ]);
+        const [aFirst] = await ctx.store.appendMessages([
+          message(a.session.id, a.customer.id, { ts: T0 + 200, text: 'A here' }),
+          message(a.session.id, a.customer.id, { ts: T0 + 201, text: 'A again' }),
+        ]);
+        await ctx.store.appendMessages([message(odd.session.id, odd.customer.id, { ts: T0 + 300 })]);
+        const open = await ctx.store.listSupport('open', 'agent-1', 10);
         assert.deepEqual(
-          (await ctx.store.listSupport('mine', 'agent-2', 10)).map((c) => c.id),
-          [s2.id],
+          open.map((l) => l.conversation.id),
+          [b.session.id, a.session.id, odd.session.id],
+        );
+        assert.deepEqual(open[0], {
+          conversation: { ...b.session, lastSeq: 1, waitingSince: T0 + 100 },
+          customerName: 'Ben',
+          channel: 'ios',
+          firstMessage: bFirst?.record,
+        });
+        assert.deepEqual(open[1]?.firstMessage, aFirst?.record);
+        assert.equal(open[1]?.conversation.lastSeq, 2);
+        assert.equal(open[2]?.channel, null, 'a channel that is not a string');
+        assert.ok(!open.some((l) => l.conversation.id === empty.session.id));
+        assert.deepEqual(
+          (await ctx.store.listSupport('open', 'agent-1', 2)).map((l) => l.conversation.id),
+          [b.session.id, a.session.id],
+        );
+
+        // Claimed sessions leave the queue for the agent's own list; closed ones leave both.
+        await ctx.store.claimSupport(b.session.id, 'agent-1');
+        await ctx.store.claimSupport(empty.session.id, 'agent-1');
+        await ctx.store.claimSupport(odd.session.id, 'agent-2');
+        assert.deepEqual(
+          (await ctx.store.listSupport('open', 'agent-1', 10)).map((l) => l.conversation.id),
+          [a.session.id],
+        );
+        const mine = await ctx.store.listSupport('mine', 'agent-1', 10);
+        assert.deepEqual(
+          mine.map((l) => l.conversation.id),
+          [b.session.id, empty.session.id],
+        );
+        assert.equal(mine[0]?.customerName, 'Ben');
+        assert.equal(mine[1]?.firstMessage, null);
+        assert.deepEqual(
+          (await ctx.store.listSupport('mine', 'agent-1', 1)).map((l) => l.conversation.id),
+          [b.session.id],
+        );
+        assert.deepEqual(
+          (await ctx.store.listSupport('mine', 'agent-2', 10)).map((l) => l.conversation.id),
+          [odd.session.id],
         );
         assert.deepEqual(await ctx.store.listSupport('mine', 'agent-3', 10), []);
 
-        const more = [
-          supportSession('cust-a', { createdAt: T0 + 30 }),
-          supportSession('cust-b', { createdAt: T0 + 20 }),
-        ];
-        for (const s of more) await ctx.store.createConversation(s, [s.customerId as string]);
+        await ctx.store.closeSupport(b.session.id);
+        await ctx.store.closeSupport(a.session.id);
+        assert.equal((await ctx.store.getConversation(a.session.id))?.status, 'closed');
+        assert.deepEqual(await ctx.store.listSupport('open', 'agent-1', 10), []);
         assert.deepEqual(
-          (await ctx.store.listSupport('open', 'agent-1', 2)).map((c) => c.id),
-          [s5.id, more[1]?.id],
+          (await ctx.store.listSupport('mine', 'agent-1', 10)).map((l) => l.conversation.id),
+          [empty.session.id],
         );
-      });
-
-      it('closeSupport closes a session, which leaves both lists', async () => {
-        const s = supportSession('cust-z', { createdAt: T0 - 100 });
-        await ctx.store.createConversation(s, ['cust-z']);
-        assert.equal((await ctx.store.listSupport('open', 'agent-9', 1))[0]?.id, s.id);
-        await ctx.store.claimSupport(s.id, 'agent-9');
-        assert.deepEqual(
-          (await ctx.store.listSupport('mine', 'agent-9', 10)).map((c) => c.id),
-          [s.id],
-        );
-        await ctx.store.closeSupport(s.id);
-        assert.equal((await ctx.store.getConversation(s.id))?.status, 'closed');
-        assert.deepEqual(await ctx.store.listSupport('mine', 'agent-9', 10), []);
-        assert.notEqual((await ctx.store.listSupport('open', 'agent-9', 1))[0]?.id, s.id);
       });
     });
 

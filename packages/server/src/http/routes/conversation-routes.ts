@@ -154,8 +154,7 @@ export function registerSessionRoutes(app: RestApp, services: Services): void {
     },
     async (request) => {
       const context = await requireAgent(request);
-      const sessions = await services.store.listSupport(request.query.status ?? 'open', context.principal.id, 500);
-      return { sessions: sessions.map((s) => messaging.describeSession(s)) };
+      return { sessions: await messaging.listSessions(request.query.status ?? 'open', context.principal.id, 500) };
     },
   );
 
@@ -191,12 +190,18 @@ export function registerSessionRoutes(app: RestApp, services: Services): void {
 
   app.post(
     '/api/v1/sessions',
-    { schema: { summary: 'A customer opens a new support session', security: [{ bearer: [] }] } },
+    {
+      schema: {
+        summary: "The customer's open support session: 200 with the one it has, 201 with a new one",
+        security: [{ bearer: [] }],
+      },
+    },
     async (request, reply) => {
       const context = await requireAccessToken(services, request);
       if (context.principal.kind !== 'customer') throw new GatehouseError('FORBIDDEN', 'only customers open sessions');
-      const sessionId = await messaging.openSupportSession(context.principal.id);
-      return reply.status(201).send({ sessionId });
+      await services.limits.supportSession(context.principal.id, request.ip);
+      const { sessionId, created } = await messaging.customerSession(context.principal.id);
+      return reply.status(created ? 201 : 200).send({ sessionId });
     },
   );
 }

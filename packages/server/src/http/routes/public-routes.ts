@@ -113,7 +113,9 @@ export function registerPublicRoutes(app: RestApp, services: Services): void {
       kind: 'customer',
       ...(customerId ? { principalId: customerId } : {}),
     });
-    return { token: issued.token, refreshToken: issued.refreshToken as string, expiresAt: issued.expiresAt };
+    // A returning customer gets its open support session back (a new one if the last was closed).
+    const sessionId = await services.messaging.openSupportSession(issued.principal.id);
+    return { token: issued.token, refreshToken: issued.refreshToken as string, sessionId, expiresAt: issued.expiresAt };
   }
 
   app.post(
