@@ -223,16 +223,25 @@ export class AuthService {
     refreshToken: string,
     expect: { principalId?: string; kind?: PrincipalKind } = {},
   ): Promise<IssuedTokens> {
-    const use = await this.store.useRefreshToken(hashSecret(refreshToken), this.clock.now());
+    const hash = hashSecret(refreshToken);
+    // Whose token it is is checked before it is spent: a call naming the wrong principal must
+    // not burn the owner's token (the owner's next, rightful call would then look like reuse).
+    if (expect.principalId || expect.kind) {
+      const owner = await this.store.getRefreshToken(hash);
+      if (
+        owner &&
+        ((expect.principalId && owner.principalId !== expect.principalId) || (expect.kind && owner.kind !== expect.kind))
+      )
+        throw new GatehouseError('TOKEN_INVALID', 'refresh token does not belong to this principal');
+    }
+    const use = await this.store.useRefreshToken(hash, this.clock.now());
     if (use.status === 'reused') {
       await this.revokeSession(use.token.sid);
       throw new GatehouseError('TOKEN_REVOKED', 'refresh token was already used; the session is revoked');
     }
-    if (use.status === 'expired') throw new GatehouseError('TOKEN_EXPIRED', 'refresh token has expired');
+    if (use.status === 'expired') throw new GatehouseError('TOKEN_EXPIRED', 'refresh token expired: log in again');
     if (use.status !== 'ok') throw new GatehouseError('TOKEN_INVALID', 'refresh token is not valid');
     const old = use.token;
-    if ((expect.principalId && old.principalId !== expect.principalId) || (expect.kind && old.kind !== expect.kind))
-      throw new GatehouseError('TOKEN_INVALID', 'refresh token does not belong to this principal');
     if (await this.revocations.sessionRevoked(old.sid)) throw new GatehouseError('TOKEN_REVOKED', 'session is revoked');
     const principal = await this.store.getPrincipal(old.principalId);
     if (!principal) throw new GatehouseError('TOKEN_INVALID', 'principal no longer exists');
