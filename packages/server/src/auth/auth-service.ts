@@ -230,7 +230,8 @@ export class AuthService {
       const owner = await this.store.getRefreshToken(hash);
       if (
         owner &&
-        ((expect.principalId && owner.principalId !== expect.principalId) || (expect.kind && owner.kind !== expect.kind))
+        ((expect.principalId && owner.principalId !== expect.principalId) ||
+          (expect.kind && owner.kind !== expect.kind))
       )
         throw new GatehouseError('TOKEN_INVALID', 'refresh token does not belong to this principal');
     }
