@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { PrincipalInfo, PrincipalKind } from '@gatehouse/protocol';
+import { type PrincipalInfo, type PrincipalKind, TOKEN_EXPIRED_MESSAGE } from '@gatehouse/protocol';
 import type { Clock } from '../clock.js';
 import { type GatehouseConfig, ms } from '../config.js';
 import type { ControlChannel } from '../control-channel.js';
@@ -333,7 +333,7 @@ export class AuthService {
   private async redeemTicket(ticket: string, connectionDeviceId: string | null): Promise<AuthContext> {
     const record = await this.store.consumeTicket(hashSecret(ticket), this.clock.now());
     if (!record) throw new GatehouseError('TOKEN_INVALID', 'ticket is unknown, expired or already used');
-    if (record.tokenExpiresAt <= this.clock.now()) throw new GatehouseError('TOKEN_EXPIRED', 'token has expired');
+    if (record.tokenExpiresAt <= this.clock.now()) throw new GatehouseError('TOKEN_EXPIRED', TOKEN_EXPIRED_MESSAGE);
     return this.checkClaims(
       {
         sub: record.principalId,

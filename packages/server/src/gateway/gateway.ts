@@ -11,6 +11,8 @@ import {
   errorInfo,
   SUBPROTOCOL,
   TOKEN_AUTH_FAILED_MESSAGE,
+  TOKEN_EXPIRED_LOGIN_MESSAGE,
+  TOKEN_EXPIRED_MESSAGE,
   UNAUTHENTICATED_FRAME_TYPES,
 } from '@gatehouse/protocol';
 import type { Logger } from 'pino';
@@ -188,7 +190,8 @@ export class Gateway implements FrameContext {
     }
     this.hooks.onHandshake?.(code);
     if (endpoint.rejectMode === 'login') {
-      this.accept(req, socket, head, endpoint, device, null, errorEvent(code, TOKEN_AUTH_FAILED_MESSAGE, status));
+      const text = code === 'TOKEN_EXPIRED' ? TOKEN_EXPIRED_LOGIN_MESSAGE : TOKEN_AUTH_FAILED_MESSAGE;
+      this.accept(req, socket, head, endpoint, device, null, errorEvent(code, text, status));
       return;
     }
     this.openErrorClose(req, socket, head, code, message, status);
@@ -507,7 +510,7 @@ export class Gateway implements FrameContext {
         continue;
       }
       if (now >= auth.expiresAt) {
-        conn.sendRaw(errorEvent('TOKEN_EXPIRED', 'token has expired; reconnect with a new token'));
+        conn.sendRaw(errorEvent('TOKEN_EXPIRED', TOKEN_EXPIRED_MESSAGE));
         conn.close(CloseCode.UNAUTHORIZED, 'TOKEN_EXPIRED');
         continue;
       }
