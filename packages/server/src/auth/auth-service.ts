@@ -9,6 +9,7 @@ import { type AccessClaims, hashSecret, isTicket, type TokenService } from '../t
 import { hashPassword, verifyPassword } from './passwords.js';
 import type { RateLimits } from './rate-limits.js';
 import type { RevocationCache } from './revocation-cache.js';
+import { requireWellFormed } from './well-formed-text.js';
 
 /** Who a verified credential speaks for, and until when. */
 export interface AuthContext {
@@ -62,6 +63,9 @@ export class AuthService {
     name?: string;
     id?: string;
   }): Promise<PrincipalInfo> {
+    requireWellFormed('username', input.username);
+    if (input.id !== undefined) requireWellFormed('id', input.id);
+    if (input.name !== undefined) requireWellFormed('name', input.name);
     const record: PrincipalRecord = {
       id: input.id ?? input.username,
       kind: input.kind,
@@ -86,6 +90,8 @@ export class AuthService {
     device: DeviceInfo,
     accessTtlMs = this.accessTtl(principal.kind),
   ): Promise<IssuedTokens> {
+    // Every token is issued here: its `sub` must be the id exactly as the store keeps it.
+    requireWellFormed('principal id', principal.id);
     const now = this.clock.now();
     const sid = randomUUID();
     const deviceType = device.deviceType ?? null;
@@ -143,6 +149,7 @@ export class AuthService {
 
   /** Username + password login, rate-limited per account and per IP. */
   async passwordLogin(username: string, password: string, ip: string, device: DeviceInfo): Promise<IssuedTokens> {
+    requireWellFormed('username', username);
     await this.limits.loginAttempt(username, ip);
     const principal = await this.store.getPrincipal(username);
     const ok = await verifyPassword(principal?.passwordHash ?? null, password);
@@ -160,6 +167,8 @@ export class AuthService {
     device: DeviceInfo,
   ): Promise<{ tokens: IssuedTokens; principal: PrincipalRecord }> {
     const app = await this.findApp(appKey);
+    requireWellFormed('id', user.id);
+    requireWellFormed('nickname', user.nickname);
     const principal = await this.store.upsertAppUser(
       app.id,
       { id: user.id, name: user.nickname, avatar: user.avatar ?? null, extras: user.extras ?? null },
@@ -223,6 +232,7 @@ export class AuthService {
     refreshToken: string,
     expect: { principalId?: string; kind?: PrincipalKind } = {},
   ): Promise<IssuedTokens> {
+    if (expect.principalId !== undefined) requireWellFormed('customer id', expect.principalId);
     const hash = hashSecret(refreshToken);
     // Whose token it is is checked before it is spent: a call naming the wrong principal must
     // not burn the owner's token (the owner's next, rightful call would then look like reuse).

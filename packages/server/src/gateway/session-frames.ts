@@ -1,5 +1,6 @@
 import { CloseCode, PROTOCOL_VERSION } from '@gatehouse/protocol';
 import type { AuthContext, AuthService } from '../auth/auth-service.js';
+import { isWellFormedText } from '../auth/well-formed-text.js';
 import type { Clock } from '../clock.js';
 import { GatehouseError } from '../errors.js';
 import type { Connection } from './connection.js';
@@ -26,8 +27,8 @@ function stringField(frame: RequestFrame, name: string, required = true): string
     if (required) throw new GatehouseError('INVALID_REQUEST', `${name} is required`);
     return null;
   }
-  if (typeof value !== 'string' || value.length > 4096 || value.includes('\u0000'))
-    throw new GatehouseError('INVALID_REQUEST', `${name} must be a string without NUL characters`);
+  if (typeof value !== 'string' || value.length > 4096 || value.includes('\u0000') || !isWellFormedText(value))
+    throw new GatehouseError('INVALID_REQUEST', `${name} must be well-formed text without NUL characters`);
   return value;
 }
 

@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual, verify } from 'node:crypto';
 import { PRINCIPAL_KINDS, type PrincipalKind, TOKEN_EXPIRED_MESSAGE } from '@gatehouse/protocol';
 import { SignJWT } from 'jose';
+import { isWellFormedText } from '../auth/well-formed-text.js';
 import type { Clock } from '../clock.js';
 import type { KeyRing, SigningKey } from './signing-keys.js';
 
@@ -243,9 +244,16 @@ export class TokenService {
       return invalid('token audience is not accepted');
     if (typeof c.sub !== 'string' || c.sub.length === 0 || c.sub.length > 256 || c.sub.includes('\u0000'))
       return invalid('token has no subject');
+    if (!isWellFormedText(c.sub)) return invalid('token subject is not well-formed Unicode');
     if (typeof c.kind !== 'string' || !PRINCIPAL_KINDS.includes(c.kind as PrincipalKind))
       return invalid('token has no principal kind');
-    if (typeof c.sid !== 'string' || c.sid.length === 0 || c.sid.length > 256 || c.sid.includes('\u0000'))
+    if (
+      typeof c.sid !== 'string' ||
+      c.sid.length === 0 ||
+      c.sid.length > 256 ||
+      c.sid.includes('\u0000') ||
+      !isWellFormedText(c.sid)
+    )
       return invalid('token has no session id');
     if (typeof c.exp !== 'number' || typeof c.iat !== 'number') return invalid('token has no exp or iat');
     for (const optional of ['dev', 'did', 'name'] as const)
