@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { isWellFormedByRegex, isWellFormedText } from '../src/auth/well-formed-text.js';
 import { signToken, userClaims, validate } from './helpers/auth-fixtures.js';
 import { agentLogin, api, createAppKey, startServer, type TestServer, userToken } from './helpers/test-server.js';
 import { Clients } from './helpers/ws-expect.js';
@@ -127,5 +129,33 @@ describe('ill-formed (lone surrogate) ids are refused where they enter', () => {
     });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.data.imUserVo.id, 'émoji-😀-\ufffd');
+  });
+});
+
+describe('isWellFormedText', () => {
+  it('agrees with String.prototype.isWellFormed, and so does the regex fallback', () => {
+    const native = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed;
+    assert.equal(typeof native, 'function', 'Node 20+ has isWellFormed');
+    // Pieces of any code point, and single UTF-16 units from the surrogate range (paired or lone).
+    const text = fc
+      .array(
+        fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 3 }),
+          fc.integer({ min: 0xd800, max: 0xdfff }).map((unit) => String.fromCharCode(unit)),
+        ),
+        { maxLength: 8 },
+      )
+      .map((pieces) => pieces.join(''));
+    let illFormed = 0;
+    fc.assert(
+      fc.property(text, (s) => {
+        const expected = native?.call(s) as boolean;
+        if (!expected) illFormed++;
+        assert.equal(isWellFormedText(s), expected, JSON.stringify(s));
+        assert.equal(isWellFormedByRegex(s), expected, JSON.stringify(s));
+      }),
+      { numRuns: 3000 },
+    );
+    assert.ok(illFormed > 300 && illFormed < 2900, `both kinds were generated (${illFormed} ill-formed)`);
   });
 });

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { jwtVerify, SignJWT } from 'jose';
 import { ManualClock } from '../src/clock.js';
 import { type JwtAlgorithm, type KeyFileEntry, type KeyRing, keyRingFrom } from '../src/tokens/signing-keys.js';
 import { isCanonicalBase64url, TokenService } from '../src/tokens/token-service.js';
+import { startServer } from './helpers/test-server.js';
 
 /**
  * TokenService's own verifier (node:crypto, the handshake's hot path) against jose's
@@ -360,5 +364,28 @@ describe('signing keys are checked when loaded', () => {
       /at least 32 bytes/,
     );
     assert.throws(() => load({ kid: 'k', alg: 'HS384', privateKey: pair('ed25519').privateKey }), /needs "secret"/);
+  });
+});
+
+describe('a server with a bad key in its keys file', () => {
+  it('does not start, and says which key and why', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-badkey-'));
+    try {
+      const weak = generateKeyPairSync('rsa', { modulusLength: 1024 });
+      const keysFile = join(dir, 'keys.json');
+      writeFileSync(
+        keysFile,
+        JSON.stringify({
+          signingKid: 'weak',
+          keys: [{ kid: 'weak', alg: 'RS256', privateKey: pem(weak.privateKey, 'pkcs8') }],
+        }),
+      );
+      await assert.rejects(
+        startServer({ tokens: { algorithms: ['RS256'], keysFile } }, { dataDir: join(dir, 'data') }),
+        /key weak: RS256 needs an RSA key .*2048 bits/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -9,9 +9,12 @@ const native = (String.prototype as { isWellFormed?: (this: string) => boolean }
 // With the `u` flag a surrogate pair reads as one code point; only a lone half is `\p{Cs}`.
 const LONE_SURROGATE = /\p{Cs}/u;
 
+/** The check for engines without `String.prototype.isWellFormed` (exported for its test). */
+export const isWellFormedByRegex = (value: string): boolean => !LONE_SURROGATE.test(value);
+
 export const isWellFormedText: (value: string) => boolean = native
   ? (value) => native.call(value)
-  : (value) => !LONE_SURROGATE.test(value);
+  : isWellFormedByRegex;
 
 /** Throws 400 INVALID_REQUEST unless the id (or other text) is well-formed Unicode. */
 export function requireWellFormed(name: string, value: string): string {
