@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { serverSigningKey, signToken, userClaims } from './helpers/auth-fixtures.js';
+import { passwordUser, serverSigningKey, signToken, userClaims } from './helpers/auth-fixtures.js';
 import { agentLogin, api, startServer, type TestServer } from './helpers/test-server.js';
 import type { Frame } from './helpers/ws-client.js';
 import { Clients, expectHttpRejection, within } from './helpers/ws-expect.js';
@@ -16,7 +16,7 @@ describe('every refusal of an expired token says "token expired"', () => {
   const clients = new Clients();
   before(async () => {
     // Slow heartbeats, so that hours can pass in one clock.advance without pings closing sockets.
-    server = await startServer({ ws: { heartbeatInterval: '24h' } });
+    server = await startServer({ ws: { heartbeatInterval: '24h' }, tokens: { refreshTtl: { user: '1h' } } });
   });
   afterEach(() => clients.closeAll());
   after(() => server.close());
@@ -91,6 +91,15 @@ describe('every refusal of an expired token says "token expired"', () => {
       assert.equal(res.body.error, 'TOKEN_EXPIRED', `${method} ${path}`);
       assert.ok(saysExpired(res.status, res.body.message), `${method} ${path}: ${JSON.stringify(res.body)}`);
     }
+  });
+
+  it('for an expired refresh token on /api/refresh-token', async () => {
+    const user = await passwordUser(server, 'expired-refresh-token');
+    server.clock.advance(HOUR + 1_000);
+    const res = await api(server, 'POST', '/api/refresh-token', { body: { refresh_token: user.refresh_token } });
+    assert.equal(res.status, 401);
+    assert.equal(res.body.error, 'TOKEN_EXPIRED');
+    assert.ok(saysExpired(res.body.code, res.body.err_msg), JSON.stringify(res.body));
   });
 
   it('for a ticket whose access token expired meanwhile', async () => {
