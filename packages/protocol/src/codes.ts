@@ -101,7 +101,12 @@ export const ERROR_CODES = [
     close: 4401,
     description: 'Malformed, unsigned, wrongly signed, wrong issuer/audience, or not an access token.',
   },
-  { code: 'TOKEN_EXPIRED', status: 401, close: 4401, description: 'The token is past `exp` (or not yet valid).' },
+  {
+    code: 'TOKEN_EXPIRED',
+    status: 401,
+    close: 4401,
+    description: 'The token (or refresh token) is past its expiry; the message always contains `token expired`.',
+  },
   {
     code: 'TOKEN_REVOKED',
     status: 401,
@@ -154,6 +159,15 @@ export const ERROR_CODES = [
 ] as const satisfies readonly { code: string; status: number; close: number | null; description: string }[];
 
 export type ErrorCode = (typeof ERROR_CODES)[number]['code'];
+
+/**
+ * The message of every refusal for an expired access token (REST 401s, the handshake's body
+ * and `X-WebSocket-Error-Message`, validate-token, the frame before a 4401 close). Clients
+ * refresh on `code === 401 && err_msg.includes('token expired')`, so these words must stay.
+ */
+export const TOKEN_EXPIRED_MESSAGE = 'token expired: get a new token (refresh or log in again)';
+/** The first frame on an endpoint that allows login over the socket, when the token has expired. */
+export const TOKEN_EXPIRED_LOGIN_MESSAGE = 'Token authentication failed: token expired. Please login.';
 
 const byCode = new Map<string, ErrorCodeInfo>(ERROR_CODES.map((e) => [e.code, e]));
 

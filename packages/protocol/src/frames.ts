@@ -93,7 +93,5 @@ export type ServerEvent =
 export const CONNECTED_AUTHENTICATED_MESSAGE = 'Connected and authenticated successfully';
 export const CONNECTED_UNAUTHENTICATED_MESSAGE = 'Connected successfully. Please login or provide token.';
 export const TOKEN_AUTH_FAILED_MESSAGE = 'Token authentication failed. Please login.';
-/** The root endpoint's first frame for an expired token: clients match on "token expired". */
-export const TOKEN_EXPIRED_LOGIN_MESSAGE = 'Token authentication failed: token expired. Please refresh it or login.';
 /** `getuserinfo` with a token that does not belong to the socket's own login session. */
 export const ILLEGAL_SOURCE_MESSAGE = 'Illegal Sources: this token does not belong to this connection.';

@@ -46,7 +46,10 @@ export const CONFIG_DESCRIPTIONS: Record<string, string> = {
   'limits.maxUnauthenticated': 'Unauthenticated sockets per node (503 `SERVER_BUSY` above).',
   'limits.handshakesPerSecondPerIp': 'WebSocket handshakes per second per client IP (429 above).',
   'limits.messagesPerSecond': 'Frames per second per connection (burst of the same size).',
-  'limits.loginAttemptsPerAccount': 'Failed logins per account per `limits.loginWindow` (429 above).',
+  'limits.loginAttemptsPerAccountAndIp':
+    'Login attempts per account from one IP per `limits.loginWindow` (429 above): the strict limit, so one attacker cannot lock the account for everyone.',
+  'limits.loginAttemptsPerAccount':
+    'Login attempts per account from all IPs together per `limits.loginWindow` (429 above): bounds a distributed brute force.',
   'limits.loginAttemptsPerIp': 'Failed logins per IP per `limits.loginWindow` (429 above).',
   'limits.loginWindow': 'Window for the login limits.',
   'limits.customerTokensPerMinutePerIp': 'Anonymous customer tokens per minute per IP.',

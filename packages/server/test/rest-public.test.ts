@@ -317,7 +317,7 @@ describe('the open API user login (POST /openapi/v1/user/login)', () => {
       id: 'im-1',
       nickname: 'Neo',
       avatar: 'https://example.com/neo.png',
-      userStatus: 'active',
+      userStatus: 1,
       lastLoginTime: server.clock.now(),
       extras: { vip: true },
     });
@@ -328,11 +328,11 @@ describe('the open API user login (POST /openapi/v1/user/login)', () => {
     assert.equal(claims.dev, 'im_app_android');
   });
 
-  it('gives a user without avatar or extras null for both', async () => {
+  it('gives a user without avatar or extras avatar null and extras {}', async () => {
     const res = await login(appKey, { id: 'im-plain', nickname: 'Plain', device: 'im_web' });
     assert.equal(res.status, 200);
     assert.equal(res.body.data.imUserVo.avatar, null);
-    assert.equal(res.body.data.imUserVo.extras, null);
+    assert.deepEqual(res.body.data.imUserVo.extras, {});
   });
 
   it('updates the nickname on a second login', async () => {

@@ -209,6 +209,21 @@ describe('access token verification on validate-token and the /ws handshake', ()
     await assertRefused(server, `${header}.${payload.slice(0, 8)} ${payload.slice(8)}.${signature}`, 'TOKEN_INVALID');
   });
 
+  it('refuses a signature whose last character differs only in its unused padding bits', async () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const token = await signToken(server, userClaims(server));
+    await assertAccepted(server, token);
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    // HS256: 32 bytes are 43 characters, the last one carrying 2 unused bits.
+    assert.equal(signature.length % 4, 3);
+    const last = alphabet.indexOf(signature.at(-1) as string);
+    for (const bits of [1, 2, 3]) {
+      const variant = `${signature.slice(0, -1)}${alphabet[last ^ bits]}`;
+      assert.deepEqual(Buffer.from(variant, 'base64url'), Buffer.from(signature, 'base64url'), 'same bytes');
+      await assertRefused(server, `${header}.${payload}.${variant}`, 'TOKEN_INVALID');
+    }
+  });
+
   it('refuses a token that names a critical header extension it does not understand', async () => {
     const { kid, key } = serverSigningKey(server);
     const payload = JSON.stringify(userClaims(server));

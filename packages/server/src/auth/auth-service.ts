@@ -1,5 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { normalizeDeviceType, type PrincipalInfo, type PrincipalKind } from '@gatehouse/protocol';
+import {
+  normalizeDeviceType,
+  type PrincipalInfo,
+  type PrincipalKind,
+  TOKEN_EXPIRED_MESSAGE,
+} from '@gatehouse/protocol';
 import type { Clock } from '../clock.js';
 import { type GatehouseConfig, ms } from '../config.js';
 import type { ControlChannel } from '../control-channel.js';
@@ -9,6 +14,7 @@ import { type AccessClaims, hashSecret, isTicket, type TokenService } from '../t
 import { hashPassword, verifyPassword } from './passwords.js';
 import type { RateLimits } from './rate-limits.js';
 import type { RevocationCache } from './revocation-cache.js';
+import { requireWellFormed } from './well-formed-text.js';
 
 /** Who a verified credential speaks for, and until when. */
 export interface AuthContext {
@@ -62,6 +68,9 @@ export class AuthService {
     name?: string;
     id?: string;
   }): Promise<PrincipalInfo> {
+    requireWellFormed('username', input.username);
+    if (input.id !== undefined) requireWellFormed('id', input.id);
+    if (input.name !== undefined) requireWellFormed('name', input.name);
     const record: PrincipalRecord = {
       id: input.id ?? input.username,
       kind: input.kind,
@@ -86,6 +95,8 @@ export class AuthService {
     device: DeviceInfo,
     accessTtlMs = this.accessTtl(principal.kind),
   ): Promise<IssuedTokens> {
+    // Every token is issued here: its `sub` must be the id exactly as the store keeps it.
+    requireWellFormed('principal id', principal.id);
     const now = this.clock.now();
     const sid = randomUUID();
     const deviceType = device.deviceType ? normalizeDeviceType(device.deviceType) : null;
@@ -143,6 +154,7 @@ export class AuthService {
 
   /** Username + password login, rate-limited per account and per IP. */
   async passwordLogin(username: string, password: string, ip: string, device: DeviceInfo): Promise<IssuedTokens> {
+    requireWellFormed('username', username);
     await this.limits.loginAttempt(username, ip);
     const principal = await this.store.getPrincipal(username);
     const ok = await verifyPassword(principal?.passwordHash ?? null, password);
@@ -160,6 +172,8 @@ export class AuthService {
     device: DeviceInfo,
   ): Promise<{ tokens: IssuedTokens; principal: PrincipalRecord }> {
     const app = await this.findApp(appKey);
+    requireWellFormed('id', user.id);
+    requireWellFormed('nickname', user.nickname);
     const principal = await this.store.upsertAppUser(
       app.id,
       { id: user.id, name: user.nickname, avatar: user.avatar ?? null, extras: user.extras ?? null },
@@ -223,16 +237,27 @@ export class AuthService {
     refreshToken: string,
     expect: { principalId?: string; kind?: PrincipalKind } = {},
   ): Promise<IssuedTokens> {
-    const use = await this.store.useRefreshToken(hashSecret(refreshToken), this.clock.now());
+    if (expect.principalId !== undefined) requireWellFormed('customer id', expect.principalId);
+    const hash = hashSecret(refreshToken);
+    // Whose token it is is checked before it is spent: a call naming the wrong principal must
+    // not burn the owner's token (the owner's next, rightful call would then look like reuse).
+    if (expect.principalId || expect.kind) {
+      const owner = await this.store.getRefreshToken(hash);
+      if (
+        owner &&
+        ((expect.principalId && owner.principalId !== expect.principalId) ||
+          (expect.kind && owner.kind !== expect.kind))
+      )
+        throw new GatehouseError('TOKEN_INVALID', 'refresh token does not belong to this principal');
+    }
+    const use = await this.store.useRefreshToken(hash, this.clock.now());
     if (use.status === 'reused') {
       await this.revokeSession(use.token.sid);
       throw new GatehouseError('TOKEN_REVOKED', 'refresh token was already used; the session is revoked');
     }
-    if (use.status === 'expired') throw new GatehouseError('TOKEN_EXPIRED', 'refresh token has expired');
+    if (use.status === 'expired') throw new GatehouseError('TOKEN_EXPIRED', 'refresh token expired: log in again');
     if (use.status !== 'ok') throw new GatehouseError('TOKEN_INVALID', 'refresh token is not valid');
     const old = use.token;
-    if ((expect.principalId && old.principalId !== expect.principalId) || (expect.kind && old.kind !== expect.kind))
-      throw new GatehouseError('TOKEN_INVALID', 'refresh token does not belong to this principal');
     if (await this.revocations.sessionRevoked(old.sid)) throw new GatehouseError('TOKEN_REVOKED', 'session is revoked');
     const principal = await this.store.getPrincipal(old.principalId);
     if (!principal) throw new GatehouseError('TOKEN_INVALID', 'principal no longer exists');
@@ -323,7 +348,7 @@ export class AuthService {
   private async redeemTicket(ticket: string, connectionDeviceId: string | null): Promise<AuthContext> {
     const record = await this.store.consumeTicket(hashSecret(ticket), this.clock.now());
     if (!record) throw new GatehouseError('TOKEN_INVALID', 'ticket is unknown, expired or already used');
-    if (record.tokenExpiresAt <= this.clock.now()) throw new GatehouseError('TOKEN_EXPIRED', 'token has expired');
+    if (record.tokenExpiresAt <= this.clock.now()) throw new GatehouseError('TOKEN_EXPIRED', TOKEN_EXPIRED_MESSAGE);
     return this.checkClaims(
       {
         sub: record.principalId,

@@ -12,6 +12,21 @@ export class RateLimitedError extends GatehouseError {
 
 const retryAfter = (res: RateLimiterRes): number => Math.max(1, Math.ceil(res.msBeforeNext / 1000));
 
+/** The account + IP key: an IP never contains `|`, so the pair is unambiguous. */
+const accountAtIp = (account: string, ip: string): string => `${ip}|${account}`;
+
+/** Consumes a point from each (limiter, key) at once; the longest wait wins when any refuses. */
+async function consumeAll(pairs: [RateLimiterAbstract, string][]): Promise<void> {
+  const results = await Promise.allSettled(pairs.map(([limiter, key]) => limiter.consume(key)));
+  let wait: RateLimiterRes | null = null;
+  for (const result of results)
+    if (result.status === 'rejected') {
+      if (!(result.reason instanceof RateLimiterRes)) throw result.reason;
+      if (!wait || result.reason.msBeforeNext > wait.msBeforeNext) wait = result.reason;
+    }
+  if (wait) throw new RateLimitedError(retryAfter(wait));
+}
+
 export interface LimiterOptions {
   keyPrefix: string;
   points: number;
@@ -28,6 +43,7 @@ export const memoryLimiters: LimiterFactory = (options) => new RateLimiterMemory
  * Redis or PostgreSQL (shared by every node) in a cluster.
  */
 export class RateLimits {
+  private readonly loginPerAccountAndIp: RateLimiterAbstract;
   private readonly loginPerAccount: RateLimiterAbstract;
   private readonly loginPerIp: RateLimiterAbstract;
   private readonly customerTokensPerIp: RateLimiterAbstract;
@@ -36,6 +52,11 @@ export class RateLimits {
 
   constructor(config: GatehouseConfig, create: LimiterFactory = memoryLimiters) {
     const loginWindow = Math.ceil(ms(config, 'limits.loginWindow') / 1000);
+    this.loginPerAccountAndIp = create({
+      keyPrefix: 'login-account-ip',
+      points: config.limits.loginAttemptsPerAccountAndIp,
+      duration: loginWindow,
+    });
     this.loginPerAccount = create({
       keyPrefix: 'login-account',
       points: config.limits.loginAttemptsPerAccount,
@@ -64,22 +85,28 @@ export class RateLimits {
   }
 
   /**
-   * Counts a login attempt against the account and the IP before the password is checked,
-   * so that parallel guesses cannot all pass a check made before any of them failed.
-   * Throws RateLimitedError when either has used up its attempts.
+   * Counts a login attempt before the password is checked, so that parallel guesses cannot all
+   * pass a check made before any of them failed. Three limits: the strict one on account + IP
+   * (one attacker's address runs out, the account's owner elsewhere does not), the IP's across
+   * accounts, and a higher one on the account from every address (bounds a distributed attack).
+   * The account-wide count is only spent by attempts the first two let through, so an attacker
+   * who keeps hammering from a refused address cannot use it up. Throws RateLimitedError.
    */
   async loginAttempt(account: string, ip: string): Promise<void> {
-    const results = await Promise.allSettled([this.loginPerAccount.consume(account), this.loginPerIp.consume(ip)]);
-    for (const result of results)
-      if (result.status === 'rejected') {
-        if (result.reason instanceof RateLimiterRes) throw new RateLimitedError(retryAfter(result.reason));
-        throw result.reason;
-      }
+    await consumeAll([
+      [this.loginPerAccountAndIp, accountAtIp(account, ip)],
+      [this.loginPerIp, ip],
+    ]);
+    await consumeAll([[this.loginPerAccount, account]]);
   }
 
-  /** A successful login clears the account's attempts and gives the IP its attempt back. */
+  /** A successful login clears the account's failures (at this IP and overall) and gives the IP its attempt back. */
   async loginSucceeded(account: string, ip: string): Promise<void> {
-    await Promise.all([this.loginPerAccount.delete(account), this.loginPerIp.reward(ip, 1)]);
+    await Promise.all([
+      this.loginPerAccountAndIp.delete(accountAtIp(account, ip)),
+      this.loginPerAccount.delete(account),
+      this.loginPerIp.reward(ip, 1),
+    ]);
   }
 
   customerToken(ip: string): Promise<void> {

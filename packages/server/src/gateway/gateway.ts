@@ -13,6 +13,7 @@ import {
   SUBPROTOCOL,
   TOKEN_AUTH_FAILED_MESSAGE,
   TOKEN_EXPIRED_LOGIN_MESSAGE,
+  TOKEN_EXPIRED_MESSAGE,
   UNAUTHENTICATED_FRAME_TYPES,
 } from '@gatehouse/protocol';
 import type { Logger } from 'pino';
@@ -580,7 +581,7 @@ export class Gateway implements FrameContext {
         continue;
       }
       if (now >= auth.expiresAt) {
-        conn.sendRaw(errorEvent('TOKEN_EXPIRED', 'token expired: get a new token and reconnect'));
+        conn.sendRaw(errorEvent('TOKEN_EXPIRED', TOKEN_EXPIRED_MESSAGE));
         conn.close(CloseCode.UNAUTHORIZED, 'TOKEN_EXPIRED');
         continue;
       }

@@ -1,4 +1,5 @@
 import type { PrincipalInfo } from '@gatehouse/protocol';
+import { isWellFormedText } from '../auth/well-formed-text.js';
 import { GatehouseError } from '../errors.js';
 import type { Messaging } from '../messaging/messaging.js';
 import { okReply } from './replies.js';
@@ -9,10 +10,17 @@ const MAX_HISTORY_PAGE = 200;
 function optionalString(value: unknown, name: string, max = 256): string | null {
   if (value === undefined || value === null) return null;
   // NUL is refused because PostgreSQL text cannot hold it: one such id must not fail a whole batch.
-  if (typeof value !== 'string' || value.length === 0 || value.length > max || value.includes('\u0000'))
+  // Lone surrogates too: SQLite would store them as U+FFFD, a different id from the one sent.
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    value.length > max ||
+    value.includes('\u0000') ||
+    !isWellFormedText(value)
+  )
     throw new GatehouseError(
       'INVALID_REQUEST',
-      `${name} must be a non-empty string of at most ${max} characters, without NUL`,
+      `${name} must be a non-empty, well-formed string of at most ${max} characters, without NUL`,
     );
   return value;
 }

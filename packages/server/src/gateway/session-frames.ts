@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { CloseCode, ILLEGAL_SOURCE_MESSAGE, PROTOCOL_VERSION } from '@gatehouse/protocol';
 import type { Logger } from 'pino';
 import type { AuthContext, AuthService } from '../auth/auth-service.js';
+import { isWellFormedText } from '../auth/well-formed-text.js';
 import type { Clock } from '../clock.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { isTicket } from '../tokens/token-service.js';
@@ -39,8 +40,8 @@ function stringField(frame: RequestFrame, name: string, required = true): string
     if (required) throw new GatehouseError('INVALID_REQUEST', `${name} is required`);
     return null;
   }
-  if (typeof value !== 'string' || value.length > 4096 || value.includes('\u0000'))
-    throw new GatehouseError('INVALID_REQUEST', `${name} must be a string without NUL characters`);
+  if (typeof value !== 'string' || value.length > 4096 || value.includes('\u0000') || !isWellFormedText(value))
+    throw new GatehouseError('INVALID_REQUEST', `${name} must be well-formed text without NUL characters`);
   return value;
 }
 

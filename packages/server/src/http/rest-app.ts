@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import type { Logger } from 'pino';
 import type { AuthContext } from '../auth/auth-service.js';
 import { RateLimitedError } from '../auth/rate-limits.js';
+import { badText } from '../auth/well-formed-text.js';
 import type { GatehouseConfig } from '../config.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Services } from '../services.js';
@@ -55,23 +56,6 @@ export function requireAdmin(config: GatehouseConfig, request: FastifyRequest): 
 const MAX_BODY_DEPTH = 32;
 
 /** Whether a parsed JSON value nests deeper than `max`; iterative, so any depth is safe to check. */
-/** True when a string or key anywhere in the value holds U+0000, which PostgreSQL text refuses. */
-export function containsNul(value: unknown): boolean {
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (typeof node === 'string') {
-      if (node.includes('\u0000')) return true;
-    } else if (node && typeof node === 'object') {
-      for (const [key, child] of Object.entries(node)) {
-        if (key.includes('\u0000')) return true;
-        stack.push(child);
-      }
-    }
-  }
-  return false;
-}
-
 export function nestedDeeperThan(value: unknown, max: number): boolean {
   const stack: [unknown, number][] = [[value, 0]];
   while (stack.length > 0) {
@@ -138,8 +122,10 @@ export async function createRestApp(services: Services, log: Logger): Promise<Re
     if (nestedDeeperThan(request.body, MAX_BODY_DEPTH))
       throw new GatehouseError('INVALID_REQUEST', `request body is nested deeper than ${MAX_BODY_DEPTH} levels`);
     // Checked after the depth limit, so the walk is bounded; the same rule for every store.
-    if (containsNul(request.body) || containsNul(request.params) || containsNul(request.query))
-      throw new GatehouseError('INVALID_REQUEST', 'the request contains a NUL character');
+    const bad = badText(request.body) ?? badText(request.params) ?? badText(request.query);
+    if (bad === 'nul') throw new GatehouseError('INVALID_REQUEST', 'the request contains a NUL character');
+    if (bad === 'ill-formed')
+      throw new GatehouseError('INVALID_REQUEST', 'the request contains text that is not well-formed Unicode');
   });
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` }),

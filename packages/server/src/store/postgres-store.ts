@@ -401,6 +401,11 @@ export class PostgresStore implements Store {
     );
   }
 
+  async getRefreshToken(hash: string): Promise<RefreshTokenRecord | null> {
+    const row = await this.row<RefreshRow>('SELECT * FROM refresh_tokens WHERE hash = $1', [hash]);
+    return row ? toRefresh(row) : null;
+  }
+
   async useRefreshToken(hash: string, now: number): Promise<RefreshUse> {
     // The conditional update is the single-use guarantee: of concurrent uses, only one finds used_at still NULL.
     const used = await this.row<RefreshRow>(

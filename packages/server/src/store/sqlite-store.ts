@@ -284,6 +284,11 @@ export class SqliteStore implements Store {
     );
   }
 
+  async getRefreshToken(hash: string): Promise<RefreshTokenRecord | null> {
+    const row = this.stmt('SELECT * FROM refresh_tokens WHERE hash = ?').get(hash) as RefreshRow | undefined;
+    return row ? toRefresh(row) : null;
+  }
+
   async useRefreshToken(hash: string, now: number): Promise<RefreshUse> {
     return this.db.transaction((): RefreshUse => {
       const row = this.stmt('SELECT * FROM refresh_tokens WHERE hash = ?').get(hash) as RefreshRow | undefined;

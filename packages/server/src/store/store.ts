@@ -184,6 +184,8 @@ export interface Store {
   revokeLoginSession(sid: string, now: number): Promise<boolean>;
 
   saveRefreshToken(token: RefreshTokenRecord): Promise<void>;
+  /** The stored token with this hash, used or not, without changing it; null if unknown. */
+  getRefreshToken(hash: string): Promise<RefreshTokenRecord | null>;
   /**
    * Marks the token used, atomically: of two concurrent uses exactly one gets 'ok'.
    * A token already used returns 'reused' (the caller revokes the family).

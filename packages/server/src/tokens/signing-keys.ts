@@ -33,18 +33,58 @@ export interface KeyRing {
   byKid: Map<string, SigningKey>;
 }
 
+/** The key type (and curve) each asymmetric algorithm needs. */
+const KEY_TYPE: Record<'EdDSA' | 'ES256' | 'RS256', string> = {
+  EdDSA: 'an Ed25519 key',
+  ES256: 'an EC P-256 key',
+  RS256: 'an RSA key (not RSA-PSS) of at least 2048 bits',
+};
+/** Shortest HMAC secret accepted, whatever the hash (256 bits). */
+const MIN_SECRET_BYTES = 32;
+
+function fitsAlgorithm(alg: 'EdDSA' | 'ES256' | 'RS256', key: KeyObject): boolean {
+  if (alg === 'EdDSA') return key.asymmetricKeyType === 'ed25519';
+  if (alg === 'ES256') return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
+  return key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048;
+}
+
+function parseKey(kid: string, field: 'privateKey' | 'publicKey', pem: string): KeyObject {
+  try {
+    return field === 'privateKey' ? createPrivateKey(pem) : createPublicKey(pem);
+  } catch (err) {
+    throw new TypeError(`key ${kid}: ${field} is not a readable PEM key (${(err as Error).message})`);
+  }
+}
+
+/**
+ * One keys-file entry as a key, checked the way a verifier needs it: an algorithm that is
+ * supported, a key whose type and size fit it (so verification can never hit a key the
+ * crypto call refuses), and, when both halves are given, halves of one pair.
+ */
 function toKey(entry: KeyFileEntry): SigningKey {
   if (!SUPPORTED.includes(entry.alg)) throw new TypeError(`key ${entry.kid}: algorithm ${entry.alg} is not supported`);
-  if (entry.alg.startsWith('HS')) {
-    if (!entry.secret) throw new TypeError(`key ${entry.kid}: ${entry.alg} needs "secret"`);
+  if (entry.alg === 'HS256' || entry.alg === 'HS384' || entry.alg === 'HS512') {
+    if (!entry.secret) throw new TypeError(`key ${entry.kid}: ${entry.alg} needs "secret" (base64url)`);
     const secret = createSecretKey(Buffer.from(entry.secret, 'base64url'));
-    if ((secret.symmetricKeySize ?? 0) < 32) throw new TypeError(`key ${entry.kid}: secret must be at least 32 bytes`);
+    if ((secret.symmetricKeySize ?? 0) < MIN_SECRET_BYTES)
+      throw new TypeError(`key ${entry.kid}: an ${entry.alg} secret must be at least ${MIN_SECRET_BYTES} bytes`);
     return { kid: entry.kid, alg: entry.alg, signKey: secret, verifyKey: secret };
   }
+  const alg = entry.alg;
   if (!entry.privateKey && !entry.publicKey) throw new TypeError(`key ${entry.kid}: needs privateKey or publicKey`);
-  const privateKey = entry.privateKey ? createPrivateKey(entry.privateKey) : null;
-  const publicKey = entry.publicKey ? createPublicKey(entry.publicKey) : createPublicKey(privateKey as KeyObject);
-  return { kid: entry.kid, alg: entry.alg, signKey: privateKey, verifyKey: publicKey };
+  const privateKey = entry.privateKey ? parseKey(entry.kid, 'privateKey', entry.privateKey) : null;
+  const publicKey = entry.publicKey
+    ? parseKey(entry.kid, 'publicKey', entry.publicKey)
+    : createPublicKey(privateKey as KeyObject);
+  for (const key of [privateKey, publicKey])
+    if (key && !fitsAlgorithm(alg, key)) {
+      const size = key.asymmetricKeyDetails?.modulusLength;
+      const found = `${key.asymmetricKeyType ?? key.type}${size ? ` of ${size} bits` : ''}`;
+      throw new TypeError(`key ${entry.kid}: ${alg} needs ${KEY_TYPE[alg]}, found ${found}`);
+    }
+  if (privateKey && entry.publicKey && !createPublicKey(privateKey).equals(publicKey))
+    throw new TypeError(`key ${entry.kid}: publicKey is not the public half of privateKey`);
+  return { kid: entry.kid, alg, signKey: privateKey, verifyKey: publicKey };
 }
 
 export function keyRingFrom(file: KeysFile, algorithms: readonly string[]): KeyRing {

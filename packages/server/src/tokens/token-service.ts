@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual, verify } from 'node:crypto';
-import { PRINCIPAL_KINDS, type PrincipalKind } from '@gatehouse/protocol';
+import { PRINCIPAL_KINDS, type PrincipalKind, TOKEN_EXPIRED_MESSAGE } from '@gatehouse/protocol';
 import { SignJWT } from 'jose';
+import { isWellFormedText } from '../auth/well-formed-text.js';
 import type { Clock } from '../clock.js';
 import type { KeyRing, SigningKey } from './signing-keys.js';
 
@@ -46,6 +47,26 @@ const REFRESH_PREFIX = 'grt_';
 const TICKET_PREFIX = 'gtk_';
 
 const invalid = (message: string): VerifyFailure => ({ ok: false, code: 'TOKEN_INVALID', message });
+/** A token that cannot be read at all; the message says which part is wrong. */
+const malformed = (what: string): VerifyFailure => invalid(`malformed token: ${what}`);
+const NOT_ACCEPTED = 'token algorithm or key id is not accepted';
+const DOUBLED_BEARER = 'it starts with "Bearer " (a doubled "Bearer" prefix? send "Bearer <token>" once)';
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * Whether a segment is unpadded base64url in its one canonical spelling: only the alphabet,
+ * no length that leaves 6 stray bits, and the unused low bits of the last character zero.
+ * Node's decoder ignores those bits, so without this check several spellings of one signature
+ * would all verify.
+ */
+export function isCanonicalBase64url(segment: string): boolean {
+  if (segment.length === 0 || !SEGMENT.test(segment)) return false;
+  const rest = segment.length % 4;
+  if (rest === 1) return false;
+  if (rest === 0) return true;
+  const last = BASE64URL.indexOf(segment[segment.length - 1] as string);
+  return rest === 2 ? (last & 0b1111) === 0 : (last & 0b11) === 0;
+}
 
 /** SHA-256 hex of an opaque credential; only hashes of refresh tokens, tickets and app keys are stored. */
 export const hashSecret = (value: string): string => createHash('sha256').update(value).digest('hex');
@@ -61,7 +82,7 @@ export const isTicket = (credential: string): boolean => credential.startsWith(T
  * checks this verifier against jose's on valid and tampered tokens.
  */
 export class TokenService {
-  private readonly headerCache = new Map<string, SigningKey | null>();
+  private readonly headerCache = new Map<string, SigningKey>();
   /**
    * Verified tokens in two generations: when the recent one is full it becomes the older
    * one and the older one is dropped. Eviction is O(1) (evicting a Map's oldest key one at a
@@ -107,7 +128,13 @@ export class TokenService {
     if (!claims) {
       claims = this.older.get(token);
       if (!claims) {
-        const result = this.verifySignatureAndParse(token);
+        let result: VerifyResult;
+        try {
+          result = this.verifySignatureAndParse(token);
+        } catch {
+          // Whatever a crafted token makes the crypto or JSON code throw is a refusal, never a 500.
+          result = invalid('token could not be verified');
+        }
         if (!result.ok) return result;
         claims = result.claims;
       }
@@ -124,7 +151,7 @@ export class TokenService {
     const now = this.clock.now();
     const tolerance = this.options.clockToleranceMs;
     if (claims.exp * 1000 <= now - tolerance)
-      return { ok: false, code: 'TOKEN_EXPIRED', message: 'token has expired', claims };
+      return { ok: false, code: 'TOKEN_EXPIRED', message: TOKEN_EXPIRED_MESSAGE, claims };
     const nbf = (claims as { nbf?: unknown }).nbf;
     if ((typeof nbf === 'number' && nbf * 1000 > now + tolerance) || claims.iat * 1000 > now + tolerance)
       return { ...invalid('token is not valid yet'), claims };
@@ -132,17 +159,20 @@ export class TokenService {
   }
 
   private verifySignatureAndParse(token: string): VerifyResult {
-    if (token.length > 8192) return invalid('token is too long');
+    if (token.length > 8192) return malformed('it is longer than 8192 characters');
     const dot1 = token.indexOf('.');
     const dot2 = token.indexOf('.', dot1 + 1);
-    if (dot1 <= 0 || dot2 <= dot1 + 1 || dot2 === token.length - 1 || token.indexOf('.', dot2 + 1) !== -1)
-      return invalid('token is not a JWT');
+    if (dot1 <= 0 || dot2 <= dot1 + 1 || dot2 === token.length - 1 || token.indexOf('.', dot2 + 1) !== -1) {
+      if (/^bearer\s/i.test(token)) return malformed(DOUBLED_BEARER);
+      return malformed('a JWT is three non-empty base64url parts separated by dots');
+    }
     const header = token.slice(0, dot1);
-    const key = this.keyForHeader(header);
-    if (!key) return invalid('token algorithm or key id is not accepted');
     const payloadPart = token.slice(dot1 + 1, dot2);
     const signaturePart = token.slice(dot2 + 1);
-    if (!SEGMENT.test(payloadPart) || !SEGMENT.test(signaturePart)) return invalid('token is not a JWT');
+    const key = this.keyForHeader(header);
+    if (!('alg' in key)) return key;
+    if (!isCanonicalBase64url(payloadPart)) return malformed('the payload is not base64url');
+    if (!isCanonicalBase64url(signaturePart)) return malformed('the signature is not base64url');
     const signingInput = token.slice(0, dot2);
     const signature = Buffer.from(signaturePart, 'base64url');
     if (!this.signatureMatches(key, signingInput, signature)) return invalid('token signature is invalid');
@@ -150,7 +180,7 @@ export class TokenService {
     try {
       payload = JSON.parse(Buffer.from(payloadPart, 'base64url').toString('utf8'));
     } catch {
-      return invalid('token payload is not JSON');
+      return malformed('the payload is not JSON');
     }
     return this.checkClaims(payload);
   }
@@ -168,37 +198,39 @@ export class TokenService {
     return verify('sha256', data, key.verifyKey, signature); // RS256
   }
 
-  /** The key a header names, or null when its algorithm is not pinned or its kid is unknown. */
-  private keyForHeader(header: string): SigningKey | null {
+  /**
+   * The key a header names, or the refusal: "malformed token" when the header cannot be read,
+   * "not accepted" only for a readable header whose algorithm is not pinned or whose kid is unknown.
+   */
+  private keyForHeader(header: string): SigningKey | VerifyFailure {
     const cached = this.headerCache.get(header);
     if (cached !== undefined) return cached;
-    let key: SigningKey | null = null;
-    if (header.length < 512 && SEGMENT.test(header)) {
-      try {
-        const parsed = JSON.parse(Buffer.from(header, 'base64url').toString('utf8')) as {
-          alg?: unknown;
-          kid?: unknown;
-          crit?: unknown;
-        };
-        // No header extension is understood here, so any `crit` means refuse (RFC 7515 §4.1.11).
-        if (
-          typeof parsed.alg === 'string' &&
-          this.options.algorithms.includes(parsed.alg) &&
-          parsed.crit === undefined
-        ) {
-          if (typeof parsed.kid === 'string') key = this.ring.byKid.get(parsed.kid) ?? null;
-          else {
-            const candidates = [...this.ring.byKid.values()].filter((k) => k.alg === parsed.alg);
-            key = candidates.length === 1 ? (candidates[0] as SigningKey) : null;
-          }
-          if (key && key.alg !== parsed.alg) key = null;
-        }
-      } catch {
-        key = null;
-      }
+    if (/^bearer\s/i.test(header)) return malformed(DOUBLED_BEARER);
+    if (header.length >= 512) return malformed('the header is longer than 511 characters');
+    if (!isCanonicalBase64url(header)) return malformed('the header is not base64url');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
+    } catch {
+      return malformed('the header is not JSON');
     }
-    // Only well-formed headers are remembered, so junk cannot grow the cache.
-    if (key && this.headerCache.size < 256) this.headerCache.set(header, key);
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+      return malformed('the header is not a JSON object');
+    const { alg, kid, crit } = parsed as { alg?: unknown; kid?: unknown; crit?: unknown };
+    if (typeof alg !== 'string') return malformed('the header has no "alg"');
+    if (kid !== undefined && typeof kid !== 'string') return malformed('the header\'s "kid" is not a string');
+    // No header extension is understood here, so any `crit` means refuse (RFC 7515 §4.1.11).
+    if (crit !== undefined) return invalid('token header names a critical extension that is not understood');
+    if (!this.options.algorithms.includes(alg)) return invalid(NOT_ACCEPTED);
+    let key: SigningKey | undefined;
+    if (typeof kid === 'string') key = this.ring.byKid.get(kid);
+    else {
+      const candidates = [...this.ring.byKid.values()].filter((k) => k.alg === alg);
+      key = candidates.length === 1 ? candidates[0] : undefined;
+    }
+    if (!key || key.alg !== alg) return invalid(NOT_ACCEPTED);
+    // Only headers that name a key are remembered, so junk cannot grow the cache.
+    if (this.headerCache.size < 256) this.headerCache.set(header, key);
     return key;
   }
 
@@ -212,9 +244,16 @@ export class TokenService {
       return invalid('token audience is not accepted');
     if (typeof c.sub !== 'string' || c.sub.length === 0 || c.sub.length > 256 || c.sub.includes('\u0000'))
       return invalid('token has no subject');
+    if (!isWellFormedText(c.sub)) return invalid('token subject is not well-formed Unicode');
     if (typeof c.kind !== 'string' || !PRINCIPAL_KINDS.includes(c.kind as PrincipalKind))
       return invalid('token has no principal kind');
-    if (typeof c.sid !== 'string' || c.sid.length === 0 || c.sid.length > 256 || c.sid.includes('\u0000'))
+    if (
+      typeof c.sid !== 'string' ||
+      c.sid.length === 0 ||
+      c.sid.length > 256 ||
+      c.sid.includes('\u0000') ||
+      !isWellFormedText(c.sid)
+    )
       return invalid('token has no session id');
     if (typeof c.exp !== 'number' || typeof c.iat !== 'number') return invalid('token has no exp or iat');
     for (const optional of ['dev', 'did', 'name'] as const)

@@ -441,6 +441,15 @@ export function storeConformance(name: string, factory: StoreFactory, options: {
         assert.equal((await ctx.store.useRefreshToken(other.hash, T0 + 60)).status, 'ok');
       });
 
+      it('getRefreshToken reads a token without using it; null for an unknown hash', async () => {
+        const token = refreshToken(uid('sid'), 'alice');
+        await ctx.store.saveRefreshToken(token);
+        assert.deepEqual(await ctx.store.getRefreshToken(token.hash), token);
+        assert.equal(await ctx.store.getRefreshToken('0'.repeat(64)), null);
+        assert.equal((await ctx.store.useRefreshToken(token.hash, T0 + 5)).status, 'ok');
+        assert.deepEqual(await ctx.store.getRefreshToken(token.hash), { ...token, usedAt: T0 + 5 });
+      });
+
       it('uses a refresh token once: ok with the token, then reused with the first use time', async () => {
         const token = refreshToken(uid('sid'), 'alice');
         await ctx.store.saveRefreshToken(token);

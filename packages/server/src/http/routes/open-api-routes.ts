@@ -12,6 +12,9 @@ const UserLoginBody = Type.Object({
   extras: Type.Optional(Type.Unknown()),
 });
 
+/** `imUserVo.userStatus`: a number, as typed clients (`Integer`) parse it. */
+const USER_STATUS = { normal: 1, blocked: 2 } as const;
+
 /** The app-key open API: an app's server logs its IM users in (SPEC §2). Errors as `{code, msg}`. */
 export function registerOpenApiUserRoutes(app: RestApp, services: Services): void {
   app.post(
@@ -49,9 +52,9 @@ export function registerOpenApiUserRoutes(app: RestApp, services: Services): voi
               id: principal.id,
               nickname: principal.name,
               avatar: principal.avatar,
-              userStatus: principal.blocked ? 'blocked' : 'active',
+              userStatus: principal.blocked ? USER_STATUS.blocked : USER_STATUS.normal,
               lastLoginTime: principal.lastLoginAt,
-              extras: principal.extras,
+              extras: principal.extras ?? {},
             },
             token: `Bearer ${tokens.token}`,
           },
