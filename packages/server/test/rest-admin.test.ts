@@ -117,7 +117,11 @@ describe('the admin API', () => {
     assert.equal(typeof conn.expires_at, 'number');
 
     const none = await adminApi('GET', '/api/v1/admin/connections?principal=nobody');
-    assert.deepEqual(none.body, { connections: [] });
+    assert.deepEqual(none.body, {
+      connections: [],
+      nodes: [server.gatehouse.services.nodeId],
+      missingNodes: [],
+    });
     await closeClient(a);
     await closeClient(b);
   });

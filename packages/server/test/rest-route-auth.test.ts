@@ -105,11 +105,10 @@ describe('route authorization is attached to routes, never to a URL prefix', () 
       let tried = 0;
       for (const [method, path, body] of adminRoutes)
         for (const variant of pathVariants(path))
-          for (const headers of [
-            {},
-            { 'x-admin-key': 'wrong' },
-            { authorization: `Bearer ${victimToken}` },
-          ] as Record<string, string>[]) {
+          for (const headers of [{}, { 'x-admin-key': 'wrong' }, { authorization: `Bearer ${victimToken}` }] as Record<
+            string,
+            string
+          >[]) {
             const res = await rawRequest(server, method, variant, headers, body);
             tried++;
             assert.ok(
@@ -168,10 +167,7 @@ describe('route authorization is attached to routes, never to a URL prefix', () 
     for (const [method, path, headers, body] of routes)
       for (const variant of [path, ...pathVariants(path)]) {
         const res = await rawRequest(server, method, variant, headers, body);
-        assert.ok(
-          res.status === 401 || res.status === 404,
-          `${method} ${variant} answered ${res.status}: ${res.body}`,
-        );
+        assert.ok(res.status === 401 || res.status === 404, `${method} ${variant} answered ${res.status}: ${res.body}`);
       }
   });
 });
