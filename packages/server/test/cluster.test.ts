@@ -521,7 +521,7 @@ for (const backend of BACKENDS) {
           const down = await readiness(node, 503);
           assert.equal(down.status, 'not ready');
           assert.equal(down.store, 'ok');
-          assert.match(down.broker, /^unavailable: /);
+          assert.equal(down.broker, 'unavailable', 'the reason is in the log only');
         }
         await moreAcks(10, 'acks while the broker is down');
         // Quinn's web device moves to node A meanwhile: A claims its slot from B's socket and

@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
-import type { Clock } from '../clock.js';
 import type { Store } from '../store/store.js';
 
 /** How long one probe's verdict is reused: a scrape flood costs one store write per second. */
@@ -25,14 +24,16 @@ export class ReadinessProbe {
   constructor(
     private readonly store: Store,
     private readonly broker: Broker,
-    private readonly clock: Clock,
     private readonly log: Logger,
+    /**
+     * Monotonic milliseconds. Not the injected Clock on purpose: tests freeze that clock, and
+     * a frozen cache would hide a store or broker going away from a test polling /readyz.
+     */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   check(): Promise<ReadinessVerdict> {
-    const now = this.clock.now();
-    if (this.cached && now - this.cached.at < READINESS_CACHE_MS && now >= this.cached.at)
-      return Promise.resolve(this.cached.verdict);
+    if (this.cached && this.now() - this.cached.at < READINESS_CACHE_MS) return Promise.resolve(this.cached.verdict);
     this.inFlight ??= this.probe().finally(() => {
       this.inFlight = null;
     });
@@ -40,7 +41,7 @@ export class ReadinessProbe {
   }
 
   private async probe(): Promise<ReadinessVerdict> {
-    const at = this.clock.now();
+    const at = this.now();
     const [store, broker] = await Promise.all([
       this.attempt('store', () => this.store.probeWrite()),
       this.attempt('broker', () => this.broker.ping()),

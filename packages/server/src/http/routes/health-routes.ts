@@ -8,7 +8,7 @@ import { ErrorBody, Health, Readiness } from '../schemas.js';
 /** Liveness, readiness and metrics (SPEC §2); `/metrics` needs the admin key when `server.metricsAuth` is set. */
 export async function healthRoutes(app: RestApp, { services }: { services: Services }): Promise<void> {
   const tags = ['health'];
-  const readiness = new ReadinessProbe(services.store, services.broker, services.clock, services.log);
+  const readiness = new ReadinessProbe(services.store, services.broker, services.log);
 
   app.get('/healthz', { schema: { summary: 'The process is alive', tags, response: { 200: Health } } }, async () => ({
     status: 'ok' as const,
