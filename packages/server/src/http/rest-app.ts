@@ -182,7 +182,9 @@ async function registerCors(app: RestApp, origins: string[]): Promise<void> {
     hideOptionsRoute: true,
     delegator: (request, callback) => {
       const isPublic = request.routeOptions.config?.cors === 'public';
-      const origin = isPublic && anyForPublic ? '*' : listed.length > 0 ? listed : false;
+      // `*` is @fastify/cors' catch-all OPTIONS route: a preflight for a path no route has.
+      const known = request.routeOptions.url !== '*';
+      const origin = !known ? false : isPublic && anyForPublic ? '*' : listed.length > 0 ? listed : false;
       callback(null, {
         origin,
         credentials: false,
