@@ -18,7 +18,10 @@ export const ErrorBody = Obj(
     error: Type.String({ description: 'Stable error code, e.g. TOKEN_INVALID, INVALID_REQUEST, STORE_UNAVAILABLE' }),
     message: Type.String({ description: 'What is wrong, for a person' }),
   },
-  { examples: [{ error: 'MISSING_TOKEN', message: 'Authorization: Bearer <token> is required' }] },
+  {
+    description: 'An error: a stable code and a message',
+    examples: [{ error: 'MISSING_TOKEN', message: 'Authorization: Bearer <token> is required' }],
+  },
 );
 
 export const PrincipalInfo = Obj({
@@ -35,6 +38,7 @@ export const LoginResult = Obj(
     user: PrincipalInfo,
   },
   {
+    description: 'Logged in',
     examples: [{ token: 'eyJhbGciOi…', expiresAt: 1767225600000, user: { id: 'alice', kind: 'agent', name: 'Alice' } }],
   },
 );
@@ -48,6 +52,7 @@ export const CustomerTokenResult = Obj(
     expiresAt: Millis('Access token expiry'),
   },
   {
+    description: 'A new customer, its tokens and its support session',
     examples: [
       {
         customerId: '0d4c9c57-3b0e-4a43-9d55-8a0f3b1c2d3e',
@@ -60,19 +65,25 @@ export const CustomerTokenResult = Obj(
   },
 );
 
-export const CustomerResult = Obj({
-  id: Type.String({ format: 'uuid' }),
-  token: Type.String(),
-  refreshToken: Type.String(),
-  sessionId: Type.String(),
-  expiresAt: Millis('Access token expiry'),
-});
+export const CustomerResult = Obj(
+  {
+    id: Type.String({ format: 'uuid' }),
+    token: Type.String(),
+    refreshToken: Type.String(),
+    sessionId: Type.String(),
+    expiresAt: Millis('Access token expiry'),
+  },
+  { description: 'A new customer, its tokens and its support session' },
+);
 
-export const CustomerRefreshResult = Obj({
-  token: Type.String(),
-  refreshToken: Type.String({ description: 'The next refresh token: the one presented is used up' }),
-  expiresAt: Millis('Access token expiry'),
-});
+export const CustomerRefreshResult = Obj(
+  {
+    token: Type.String(),
+    refreshToken: Type.String({ description: 'The next refresh token: the one presented is used up' }),
+    expiresAt: Millis('Access token expiry'),
+  },
+  { description: 'New customer tokens' },
+);
 
 export const ValidateTokenResult = Obj(
   {
@@ -112,6 +123,7 @@ export const RefreshEnvelope = Obj(
     error: Type.Optional(Type.String({ description: 'Error code, on failure' })),
   },
   {
+    description: 'The `{code, body, err_msg}` envelope',
     examples: [
       {
         code: 200,
@@ -141,6 +153,7 @@ export const OpenApiLoginResult = Obj(
     }),
   },
   {
+    description: 'The user and its token',
     examples: [
       {
         code: 200,
@@ -163,7 +176,10 @@ export const OpenApiLoginResult = Obj(
 
 export const OpenApiError = Obj(
   { code: Type.Integer(), msg: Type.String(), error: Type.String() },
-  { examples: [{ code: 401, msg: 'missing or unknown X-App-Key', error: 'TOKEN_INVALID' }] },
+  {
+    description: 'An error in the open API shape',
+    examples: [{ code: 401, msg: 'missing or unknown X-App-Key', error: 'TOKEN_INVALID' }],
+  },
 );
 
 export const TicketResult = Obj(
@@ -172,25 +188,28 @@ export const TicketResult = Obj(
     expiresIn: Type.Integer({ description: 'Seconds until the ticket expires' }),
     expiresAt: Millis('Ticket expiry'),
   },
-  { examples: [{ ticket: 'gtk_…', expiresIn: 30, expiresAt: 1767225630000 }] },
+  { description: 'A connect ticket', examples: [{ ticket: 'gtk_…', expiresIn: 30, expiresAt: 1767225630000 }] },
 );
 
-export const ConversationList = Obj({
-  device_type: Type.String({ description: 'The device type the unread counts are for' }),
-  conversations: Type.Array(
-    Obj({
-      id: Type.String(),
-      kind: Type.Union([Type.Literal('direct'), Type.Literal('group'), Type.Literal('support')]),
-      name: Nullable(Type.String()),
-      last_seq: Type.Integer(),
-      cursor: Type.Integer({ description: 'Delivered-up-to seq of this device type' }),
-      unread: Type.Integer(),
-      status: Type.Optional(Nullable(Type.String({ description: 'Support only' }))),
-      customer_id: Type.Optional(Nullable(Type.String())),
-      agent_id: Type.Optional(Nullable(Type.String())),
-    }),
-  ),
-});
+export const ConversationList = Obj(
+  {
+    device_type: Type.String({ description: 'The device type the unread counts are for' }),
+    conversations: Type.Array(
+      Obj({
+        id: Type.String(),
+        kind: Type.Union([Type.Literal('direct'), Type.Literal('group'), Type.Literal('support')]),
+        name: Nullable(Type.String()),
+        last_seq: Type.Integer(),
+        cursor: Type.Integer({ description: 'Delivered-up-to seq of this device type' }),
+        unread: Type.Integer(),
+        status: Type.Optional(Nullable(Type.String({ description: 'Support only' }))),
+        customer_id: Type.Optional(Nullable(Type.String())),
+        agent_id: Type.Optional(Nullable(Type.String())),
+      }),
+    ),
+  },
+  { description: "The caller's conversations" },
+);
 
 export const Message = Obj({
   id: Type.String(),
@@ -202,16 +221,22 @@ export const Message = Obj({
   ts: Millis('Stored at'),
 });
 
-export const HistoryPage = Obj({ messages: Type.Array(Message), has_more: Type.Boolean() });
+export const HistoryPage = Obj(
+  { messages: Type.Array(Message), has_more: Type.Boolean() },
+  { description: 'A page of history, oldest first' },
+);
 
-export const GroupCreated = Obj({
-  id: Type.String(),
-  kind: Type.Literal('group'),
-  name: Nullable(Type.String()),
-  members: Type.Array(Type.String()),
-});
+export const GroupCreated = Obj(
+  {
+    id: Type.String(),
+    kind: Type.Literal('group'),
+    name: Nullable(Type.String()),
+    members: Type.Array(Type.String()),
+  },
+  { description: 'The new group' },
+);
 
-export const MemberList = Obj({ members: Type.Array(Type.String()) });
+export const MemberList = Obj({ members: Type.Array(Type.String()) }, { description: 'The members now' });
 
 export const SupportSession = Obj({
   id: Type.String(),
@@ -223,10 +248,10 @@ export const SupportSession = Obj({
   created_at: Millis('Opened'),
 });
 
-export const SessionList = Obj({ sessions: Type.Array(SupportSession) });
-export const SessionClaimed = Obj({ session: SupportSession });
-export const SessionOpened = Obj({ sessionId: Type.String() });
-export const Ok = Obj({ ok: Type.Literal(true) });
+export const SessionList = Obj({ sessions: Type.Array(SupportSession) }, { description: 'Support sessions' });
+export const SessionClaimed = Obj({ session: SupportSession }, { description: 'The claimed session' });
+export const SessionOpened = Obj({ sessionId: Type.String() }, { description: 'The new session' });
+export const Ok = Obj({ ok: Type.Literal(true) }, { description: 'Done' });
 
 const ConnectionInfo = Obj({
   session_id: Type.String(),
@@ -242,11 +267,14 @@ const ConnectionInfo = Obj({
   expires_at: Nullable(Millis('Credential expiry')),
 });
 
-export const ConnectionList = Obj({
-  connections: Type.Array(ConnectionInfo),
-  nodes: Type.Array(Type.String(), { description: 'Nodes whose sockets are listed' }),
-  missingNodes: Type.Array(Type.String(), { description: 'Live nodes that did not answer in time' }),
-});
+export const ConnectionList = Obj(
+  {
+    connections: Type.Array(ConnectionInfo),
+    nodes: Type.Array(Type.String(), { description: 'Nodes whose sockets are listed' }),
+    missingNodes: Type.Array(Type.String(), { description: 'Live nodes that did not answer in time' }),
+  },
+  { description: 'Sockets of every node' },
+);
 
 export const AdminActionResult = Obj(
   {
@@ -254,32 +282,41 @@ export const AdminActionResult = Obj(
     closed: Type.Integer({ description: 'Sockets closed, on every node (best effort)' }),
     missingNodes: Type.Array(Type.String(), { description: 'Live nodes that did not answer: not counted' }),
   },
-  { examples: [{ ok: true, closed: 2, missingNodes: [] }] },
+  { description: 'Done, with the number of sockets closed', examples: [{ ok: true, closed: 2, missingNodes: [] }] },
 );
 
-export const AgentCreated = PrincipalInfo;
+export const AgentCreated = Obj(PrincipalInfo.properties, { description: 'The new agent' });
 
-export const AppKeyCreated = Obj({
-  id: Type.String(),
-  name: Type.String(),
-  key: Type.String({ description: 'Shown only in this answer' }),
-  createdAt: Millis('Created'),
-});
+export const AppKeyCreated = Obj(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    key: Type.String({ description: 'Shown only in this answer' }),
+    createdAt: Millis('Created'),
+  },
+  { description: 'The new app key (the key is shown only here)' },
+);
 
-export const AppKeyList = Obj({
-  appKeys: Type.Array(Obj({ id: Type.String(), name: Type.String(), createdAt: Millis('Created') })),
-});
+export const AppKeyList = Obj(
+  {
+    appKeys: Type.Array(Obj({ id: Type.String(), name: Type.String(), createdAt: Millis('Created') })),
+  },
+  { description: 'App keys, without the keys' },
+);
 
 const PerKind = Obj({ user: Type.Integer(), agent: Type.Integer(), customer: Type.Integer() });
 
-export const NodeStats = Obj({
-  node: Type.String(),
-  uptimeSeconds: Type.Integer(),
-  connections: Obj({ total: Type.Integer(), unauthenticated: Type.Integer(), byKind: PerKind }),
-  principals: PerKind,
-});
+export const NodeStats = Obj(
+  {
+    node: Type.String(),
+    uptimeSeconds: Type.Integer(),
+    connections: Obj({ total: Type.Integer(), unauthenticated: Type.Integer(), byKind: PerKind }),
+    principals: PerKind,
+  },
+  { description: 'Counters of this node and the store' },
+);
 
-export const Health = Obj({ status: Type.Literal('ok') });
+export const Health = Obj({ status: Type.Literal('ok') }, { description: 'Alive' });
 
 export const Readiness = Obj(
   {
@@ -287,5 +324,8 @@ export const Readiness = Obj(
     store: Type.String({ description: '"ok" or "unavailable" (details are in the server log only)' }),
     broker: Type.String({ description: '"ok" or "unavailable"' }),
   },
-  { examples: [{ status: 'ready', store: 'ok', broker: 'ok' }] },
+  {
+    description: 'Ready or not, and which part is unavailable',
+    examples: [{ status: 'ready', store: 'ok', broker: 'ok' }],
+  },
 );
