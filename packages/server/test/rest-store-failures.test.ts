@@ -3,6 +3,15 @@ import { after, before, describe, it } from 'node:test';
 import type Database from 'better-sqlite3';
 import pino from 'pino';
 import { ReadinessProbe } from '../src/http/readiness-probe.js';
+import {
+  adminQuery,
+  createTestDatabase,
+  POSTGRES_SKIP,
+  POSTGRES_URL,
+  TcpProxy,
+  type TestDatabase,
+  withAddress,
+} from './helpers/postgres.js';
 import { api, createAppKey, startServer, type TestServer, userToken } from './helpers/test-server.js';
 
 /** The server's own SQLite connection (the real file). */
@@ -186,5 +195,79 @@ describe('the readiness probe', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('store failures on PostgreSQL answer 503 STORE_UNAVAILABLE', { skip: POSTGRES_SKIP }, () => {
+  let db: TestDatabase;
+  let proxy: TcpProxy;
+  let server: TestServer;
+  let appKey: string;
+
+  before(async () => {
+    db = await createTestDatabase();
+    const target = new URL(POSTGRES_URL);
+    proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
+    await proxy.up();
+    server = await startServer({ store: { url: withAddress(db.url, '127.0.0.1', proxy.port), poolSize: 4 } });
+    appKey = await createAppKey(server, 'pg failure app');
+  });
+  after(async () => {
+    await server?.close();
+    await proxy?.down();
+    await db?.drop();
+  });
+
+  const waitForReadyz = async (status: number) => {
+    for (let i = 0; i < 200; i++) {
+      const res = await api(server, 'GET', '/readyz');
+      if (res.status === status) return res;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.fail(`/readyz never answered ${status}`);
+  };
+
+  it('answers 503 when a write fails in the database (a trigger refuses it)', async () => {
+    await adminQuery(
+      db.url,
+      `CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql;
+       CREATE TRIGGER refuse_principals BEFORE INSERT ON principals FOR EACH ROW EXECUTE FUNCTION refuse();`,
+    );
+    try {
+      const res = await api(server, 'POST', '/api/v1/public/customer-token', { body: { name: 'V', channel: 'web' } });
+      assert.equal(res.status, 503, JSON.stringify(res.body));
+      assert.equal(res.body.error, 'STORE_UNAVAILABLE');
+      assert.doesNotMatch(JSON.stringify(res.body), /injected/);
+    } finally {
+      await adminQuery(db.url, 'DROP TRIGGER refuse_principals ON principals; DROP FUNCTION refuse();');
+    }
+  });
+
+  it('answers 503 and turns not ready while PostgreSQL is unreachable, then recovers', async () => {
+    await waitForReadyz(200);
+    await proxy.down();
+    try {
+      const openApi = await api(server, 'POST', '/openapi/v1/user/login', {
+        headers: { 'x-app-key': appKey },
+        body: { id: 'pg-u', nickname: 'U', device: 'im_web' },
+      });
+      assert.equal(openApi.status, 503, JSON.stringify(openApi.body));
+      assert.equal(openApi.body.error, 'STORE_UNAVAILABLE');
+      const block = await api(server, 'POST', '/api/v1/admin/principals/pg-u/block', {
+        headers: { 'x-admin-key': server.adminKey },
+      });
+      assert.equal(block.status, 503, JSON.stringify(block.body));
+      const down = await waitForReadyz(503);
+      assert.equal(down.body.store, 'unavailable');
+      assert.doesNotMatch(JSON.stringify(down.body), /ECONN|terminated|timeout/i);
+    } finally {
+      await proxy.up();
+    }
+    await waitForReadyz(200);
+    assert.equal(
+      (await userToken(server, appKey, 'pg-u')).split('.').length,
+      3,
+      'writes work again once the database is back',
+    );
   });
 });
