@@ -11,7 +11,10 @@ export interface ErrorDetails {
   message: string;
 }
 
-/** Node's codes for a backing service that cannot be reached (the PostgreSQL driver surfaces them as is). */
+/**
+ * Node's codes for a backing service that cannot be reached. The PostgreSQL driver surfaces
+ * them as is; a shared rate-limit backend failing this way is retryable too, so it gets the same 503.
+ */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);
 /** pg's own messages for a connection that failed or went away (they carry no code). */
 const PG_CONNECTION =
