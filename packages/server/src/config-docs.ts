@@ -8,6 +8,11 @@ export const CONFIG_DESCRIPTIONS: Record<string, string> = {
   'server.trustProxy': 'Trust `X-Forwarded-For` from a proxy in front (for per-IP limits).',
   'server.tlsCert': 'PEM certificate file: serve `https://` and `wss://` directly.',
   'server.tlsKey': 'PEM private key file for `server.tlsCert`.',
+  'server.cors.origins':
+    'Browser origins (`https://shop.example`) allowed to call the REST API (CORS, no credentials); `*` opens only the public token routes to every origin.',
+  'server.metricsAuth':
+    '`GET /metrics` needs the admin key (`X-Admin-Key` or `Authorization: Bearer`, as Prometheus sends it).',
+  'server.openapiAuth': '`GET /openapi.json` needs the admin key (`X-Admin-Key` or `Authorization: Bearer`).',
   dataDir: 'Folder for the SQLite file, the generated signing keys and the generated admin key.',
   nodeId: 'Name of this node in logs and admin listings (default: host-pid-random).',
   adminKey: 'The `X-Admin-Key`; generated into `<dataDir>/admin-key` and printed once when empty.',

@@ -22,7 +22,20 @@ export interface EndpointConfig {
 
 /** Every key, its default and its meaning are listed in README.md ("Configuration"). */
 export const DEFAULT_CONFIG = {
-  server: { host: '127.0.0.1', port: 8080, bodyLimit: 65_536, trustProxy: false, tlsCert: '', tlsKey: '' },
+  server: {
+    host: '127.0.0.1',
+    port: 8080,
+    bodyLimit: 65_536,
+    trustProxy: false,
+    tlsCert: '',
+    tlsKey: '',
+    /** Browser origins allowed to call the REST API; `*` only opens the public token routes. */
+    cors: { origins: [] as string[] },
+    /** Whether GET /metrics needs the admin key (X-Admin-Key or Authorization: Bearer). */
+    metricsAuth: false,
+    /** Whether GET /openapi.json needs the admin key (X-Admin-Key or Authorization: Bearer). */
+    openapiAuth: false,
+  },
   dataDir: './data',
   nodeId: '',
   adminKey: '',
@@ -235,6 +248,9 @@ function validate(config: GatehouseConfig): void {
   for (const [kind, policy] of Object.entries(config.ws.connectionPolicy))
     if (!['one-per-device-type', 'single', 'unlimited'].includes(policy))
       throw new TypeError(`ws.connectionPolicy.${kind}: "${policy}" is not a policy`);
+  for (const origin of config.server.cors.origins)
+    if (origin !== '*' && !/^https?:\/\/[^/\s*]+$/.test(origin))
+      throw new TypeError(`server.cors.origins: "${origin}" is not an origin (scheme://host[:port], or *)`);
   if (config.server.tlsCert && !config.server.tlsKey) throw new TypeError('server.tlsCert needs server.tlsKey');
   checkPrefix(config.broker.prefix);
   if (config.ws.maxFrameBytes < 256) throw new TypeError('ws.maxFrameBytes must be at least 256');

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { ConnectionRegistry } from './gateway/connection-registry.js';
 
 /**
@@ -17,6 +17,8 @@ export class Metrics {
 
   constructor(nodeId: string, connections: ConnectionRegistry) {
     this.registry.setDefaultLabels({ node: nodeId });
+    // Process and Node.js metrics (CPU, memory, event-loop lag, GC, handles) with the usual names.
+    collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
     new Gauge({
       name: 'gatehouse_connections',

@@ -128,7 +128,7 @@ for (const backend of [
         );
         assert.equal(down.body.status, 'not ready');
         assert.equal(down.body.store, 'ok');
-        assert.match(down.body.broker, /^unavailable: /);
+        assert.equal(down.body.broker, 'unavailable', 'the reason is in the log only');
 
         await brokerServer.start();
         const up = await eventually(

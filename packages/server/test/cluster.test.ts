@@ -42,18 +42,13 @@ const BACKENDS = [
 
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
 
-/** Every connection of a principal the cluster's running nodes list (admin API, one call per node). */
+/** Every connection of a principal on the cluster's nodes (one admin call: a node lists every node's sockets). */
 async function connectionsOf(cluster: Cluster, principal: string): Promise<{ session_id: string; node: string }[]> {
-  const lists = await Promise.all(
-    [...cluster.nodes.values()]
-      .filter((node) => node.running)
-      .map(async (node) => {
-        const res = await cluster.admin(node, 'GET', `/api/v1/admin/connections?principal=${principal}`);
-        assert.equal(res.status, 200, JSON.stringify(res.body));
-        return res.body.connections as { session_id: string; node: string }[];
-      }),
-  );
-  return lists.flat();
+  const node = [...cluster.nodes.values()].find((n) => n.running);
+  assert.ok(node, 'a running node');
+  const res = await cluster.admin(node, 'GET', `/api/v1/admin/connections?principal=${principal}`);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body.connections as { session_id: string; node: string }[];
 }
 
 /** A conversation's whole history through `node`'s REST API, oldest first. */
@@ -521,7 +516,7 @@ for (const backend of BACKENDS) {
           const down = await readiness(node, 503);
           assert.equal(down.status, 'not ready');
           assert.equal(down.store, 'ok');
-          assert.match(down.broker, /^unavailable: /);
+          assert.equal(down.broker, 'unavailable', 'the reason is in the log only');
         }
         await moreAcks(10, 'acks while the broker is down');
         // Quinn's web device moves to node A meanwhile: A claims its slot from B's socket and

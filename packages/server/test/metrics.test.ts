@@ -43,3 +43,72 @@ describe('GET /metrics', () => {
     assert.equal((await api(server, 'GET', '/healthz')).status, 200);
   });
 });
+
+describe('GET /metrics: process and Node.js metrics, and optional protection', () => {
+  it('serves the default process and Node.js metrics beside the gateway ones', async () => {
+    const server = await startServer();
+    try {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      for (const name of [
+        'process_cpu_user_seconds_total',
+        'process_resident_memory_bytes',
+        'nodejs_eventloop_lag_seconds',
+        'nodejs_heap_size_used_bytes',
+        'nodejs_version_info',
+      ])
+        assert.match(text, new RegExp(`^${name}\\{[^}]*node="`, 'm'), `${name} with the node label`);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('is open by default, and with server.metricsAuth needs the admin key as X-Admin-Key or a bearer token', async () => {
+    const open = await startServer();
+    try {
+      assert.equal((await fetch(`${open.url}/metrics`)).status, 200);
+    } finally {
+      await open.close();
+    }
+    const server = await startServer({ server: { metricsAuth: true } });
+    try {
+      for (const headers of [{}, { 'x-admin-key': 'wrong' }, { authorization: 'Bearer wrong' }] as Record<
+        string,
+        string
+      >[]) {
+        const res = await api(server, 'GET', '/metrics', { headers });
+        assert.equal(res.status, 401, JSON.stringify(headers));
+        assert.equal(res.body.error, 'TOKEN_INVALID');
+      }
+      for (const path of ['/%6Detrics', '/metrics/', '/METRICS', '//metrics'])
+        assert.ok([401, 404].includes((await api(server, 'GET', path)).status), path);
+      for (const headers of [
+        { 'x-admin-key': server.adminKey },
+        { authorization: `Bearer ${server.adminKey}` },
+      ] as Record<string, string>[]) {
+        const res = await fetch(`${server.url}/metrics`, { headers });
+        assert.equal(res.status, 200);
+        assert.match(await res.text(), /gatehouse_connections/);
+      }
+      assert.equal((await api(server, 'GET', '/healthz')).status, 200, 'health stays open');
+      assert.equal((await api(server, 'GET', '/openapi.json')).status, 200, 'openapi is protected on its own');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('protects /openapi.json with server.openapiAuth', async () => {
+    const server = await startServer({ server: { openapiAuth: true } });
+    try {
+      assert.equal((await api(server, 'GET', '/openapi.json')).status, 401);
+      assert.equal((await api(server, 'GET', '/openapi.json', { headers: { 'x-admin-key': 'nope' } })).status, 401);
+      const res = await api(server, 'GET', '/openapi.json', {
+        headers: { authorization: `Bearer ${server.adminKey}` },
+      });
+      assert.equal(res.status, 200);
+      assert.match(res.body.openapi, /^3\./);
+      assert.equal((await api(server, 'GET', '/metrics')).status, 200, 'metrics is protected on its own');
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -117,7 +117,11 @@ describe('the admin API', () => {
     assert.equal(typeof conn.expires_at, 'number');
 
     const none = await adminApi('GET', '/api/v1/admin/connections?principal=nobody');
-    assert.deepEqual(none.body, { connections: [] });
+    assert.deepEqual(none.body, {
+      connections: [],
+      nodes: [server.gatehouse.services.nodeId],
+      missingNodes: [],
+    });
     await closeClient(a);
     await closeClient(b);
   });
@@ -127,10 +131,53 @@ describe('the admin API', () => {
     const ios = await openSocket(server, '/ws', await userToken(server, appKey, 'kick-all', 'im_app_ios'));
     const res = await adminApi('POST', '/api/v1/admin/principals/kick-all/kick', {});
     assert.equal(res.status, 200);
+    assert.deepEqual(res.body, { ok: true, closed: 2, missingNodes: [] }, 'says how many sockets it closed');
     for (const socket of [web, ios]) {
       assert.equal((await socket.next('kicked')).reason, 'KICKED');
       assert.deepEqual(await socket.closed, { code: 4410, reason: 'KICKED' });
     }
+  });
+
+  it('accepts a kick with Content-Type: application/json and an empty body (kicks every socket)', async () => {
+    const web = await openSocket(server, '/ws', await userToken(server, appKey, 'kick-empty', 'im_web'));
+    for (const rawBody of ['', '  ']) {
+      const res = await api(server, 'POST', '/api/v1/admin/principals/kick-empty/kick', {
+        headers: { ...admin(), 'content-type': 'application/json' },
+        rawBody,
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.ok, true);
+    }
+    assert.equal((await web.next('kicked')).reason, 'KICKED');
+    const bad = await api(server, 'POST', '/api/v1/admin/principals/kick-empty/kick', {
+      headers: { ...admin(), 'content-type': 'application/json' },
+      rawBody: '{"deviceType":',
+    });
+    assert.equal(bad.status, 400, 'broken JSON is still refused');
+    const poisoned = await api(server, 'POST', '/api/v1/admin/principals/kick-empty/kick', {
+      headers: { ...admin(), 'content-type': 'application/json' },
+      rawBody: '{"__proto__":{"deviceType":"x"}}',
+    });
+    assert.equal(poisoned.status, 400, 'prototype poisoning is refused as by the default parser');
+  });
+
+  it('answers 404 for an unknown principal on kick, revoke, block and unblock, and closes nothing', async () => {
+    for (const action of ['kick', 'revoke', 'block', 'unblock']) {
+      const res = await adminApi('POST', `/api/v1/admin/principals/nobody-here/${action}`, {});
+      assert.equal(res.status, 404, action);
+      assert.equal(res.body.error, 'NOT_FOUND');
+    }
+  });
+
+  it('block answers the number of sockets closed; unblock closes none', async () => {
+    const token = await userToken(server, appKey, 'block-count', 'im_web');
+    const web = await openSocket(server, '/ws', token);
+    const ios = await openSocket(server, '/ws', await userToken(server, appKey, 'block-count', 'im_app_ios'));
+    const blocked = await adminApi('POST', '/api/v1/admin/principals/block-count/block');
+    assert.deepEqual(blocked.body, { ok: true, closed: 2, missingNodes: [] });
+    for (const socket of [web, ios]) assert.equal((await socket.closed).code, 4410);
+    const unblocked = await adminApi('POST', '/api/v1/admin/principals/block-count/unblock');
+    assert.deepEqual(unblocked.body, { ok: true, closed: 0, missingNodes: [] });
   });
 
   it('kicks only the sockets of the given device type', async () => {
@@ -138,6 +185,7 @@ describe('the admin API', () => {
     const ios = await openSocket(server, '/ws', await userToken(server, appKey, 'kick-one', 'im_app_ios'));
     const res = await adminApi('POST', '/api/v1/admin/principals/kick-one/kick', { deviceType: 'im_web' });
     assert.equal(res.status, 200);
+    assert.equal(res.body.closed, 1, 'only the web socket');
     assert.equal((await web.next('kicked')).reason, 'KICKED');
     assert.equal((await web.closed).code, 4410);
     assert.equal((await ios.request({ type: 'ping' })).type, 'pong', 'the other device stays connected');
@@ -160,6 +208,7 @@ describe('the admin API', () => {
 
     const res = await adminApi('POST', '/api/v1/admin/principals/revoke-me/revoke');
     assert.equal(res.status, 200);
+    assert.deepEqual(res.body, { ok: true, closed: 1, missingNodes: [] });
     assert.equal((await socket.next('kicked')).reason, 'REVOKED');
     assert.deepEqual(await socket.closed, { code: 4410, reason: 'REVOKED' });
 

@@ -328,11 +328,17 @@ describe('the open API user login (POST /openapi/v1/user/login)', () => {
     assert.equal(claims.dev, 'im_app_android');
   });
 
-  it('gives a user without avatar or extras avatar null and extras {}', async () => {
+  it('gives a user without avatar null, and without extras {}', async () => {
     const res = await login(appKey, { id: 'im-plain', nickname: 'Plain', device: 'im_web' });
     assert.equal(res.status, 200);
     assert.equal(res.body.data.imUserVo.avatar, null);
     assert.deepEqual(res.body.data.imUserVo.extras, {});
+  });
+
+  it('answers userStatus as an integer a typed client parses (1 = normal)', async () => {
+    const first = await login(appKey, { id: 'im-status', nickname: 'S', device: 'im_web' });
+    assert.ok(Number.isInteger(first.body.data.imUserVo.userStatus));
+    assert.equal(first.body.data.imUserVo.userStatus, 1);
   });
 
   it('updates the nickname on a second login', async () => {

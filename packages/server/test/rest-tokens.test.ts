@@ -170,8 +170,9 @@ describe('connect tickets (POST /api/v1/ws-ticket)', () => {
     const token = await userToken(server, appKey, 'ticket-user');
     const res = await api(server, 'POST', '/api/v1/ws-ticket', { headers: bearer(token) });
     assert.equal(res.status, 200);
-    assert.deepEqual(Object.keys(res.body).sort(), ['expiresIn', 'ticket']);
-    assert.equal(res.body.expiresIn, 30);
+    assert.deepEqual(Object.keys(res.body).sort(), ['expiresAt', 'expiresIn', 'ticket']);
+    assert.equal(res.body.expiresIn, 30, 'seconds, as existing clients read it');
+    assert.equal(res.body.expiresAt, server.clock.now() + 30_000, 'milliseconds since the epoch, as every other time');
     assert.equal(typeof res.body.ticket, 'string');
     assert.ok(!res.body.ticket.includes('.'), 'a ticket is not the JWT');
 

@@ -378,7 +378,7 @@ describe('readiness when the store is gone', () => {
     const res = await api(server, 'GET', '/readyz');
     assert.equal(res.status, 503);
     assert.equal(res.body.status, 'not ready');
-    assert.match(res.body.store, /^unavailable/);
+    assert.equal(res.body.store, 'unavailable', 'the reason is in the log only');
     assert.equal(res.body.broker, 'ok');
     const health = await api(server, 'GET', '/healthz');
     assert.equal(health.status, 200, 'the process is still alive');

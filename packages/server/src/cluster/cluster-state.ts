@@ -32,6 +32,8 @@ export interface ClusterState {
    * claim has taken since (an evict that never arrived, e.g. while the broker was down).
    */
   lostSlots(held: { slot: string; connectionId: string }[]): Promise<string[]>;
+  /** The ids of the nodes that are alive now (this one included); read-only, for the admin API. */
+  liveNodes(): Promise<string[]>;
   /** Registers who hears about principals that went offline because their node died. */
   onNodeLost(handler: (offlinePrincipalIds: string[]) => void): void;
 }

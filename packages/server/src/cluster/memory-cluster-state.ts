@@ -11,6 +11,10 @@ export class MemoryClusterState implements ClusterState {
   constructor(private readonly node: string) {}
 
   async start(): Promise<void> {}
+
+  async liveNodes(): Promise<string[]> {
+    return [this.node];
+  }
   async stop(): Promise<void> {}
 
   async claimSlot(slot: string, connectionId: string): Promise<SlotHolder | null> {

@@ -64,6 +64,14 @@ export class PostgresClusterState implements ClusterState {
     this.timer.unref();
   }
 
+  async liveNodes(): Promise<string[]> {
+    const { rows } = await this.pool.query<{ node: string }>(
+      `SELECT node FROM gh_nodes WHERE heartbeat_at >= now() - ($1 || ' milliseconds')::interval ORDER BY node`,
+      [String(this.liveWindowMs)],
+    );
+    return rows.map((r) => r.node);
+  }
+
   onNodeLost(handler: (offlinePrincipalIds: string[]) => void): void {
     this.nodeLostHandlers.push(handler);
   }

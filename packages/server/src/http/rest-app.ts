@@ -1,55 +1,29 @@
-import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
-import type { AuthContext } from '../auth/auth-service.js';
-import { RateLimitedError } from '../auth/rate-limits.js';
 import { badText } from '../auth/well-formed-text.js';
-import type { GatehouseConfig } from '../config.js';
-import { GatehouseError, isGatehouseError } from '../errors.js';
+import { GatehouseError } from '../errors.js';
 import type { Services } from '../services.js';
-import type { AccessClaims } from '../tokens/token-service.js';
-import { registerAdminRoutes } from './routes/admin-routes.js';
-import { registerConversationRoutes, registerSessionRoutes } from './routes/conversation-routes.js';
-import { registerHealthRoutes } from './routes/health-routes.js';
-import { registerOpenApiUserRoutes } from './routes/open-api-routes.js';
-import { registerPublicRoutes } from './routes/public-routes.js';
-import { registerTokenRoutes } from './routes/token-routes.js';
+import { adminKeyAuth } from './credentials.js';
+import { sendError } from './error-reply.js';
+import type { RestApp } from './rest-types.js';
+import { adminRoutes } from './routes/admin-routes.js';
+import { conversationRoutes, groupRoutes, sessionRoutes } from './routes/conversation-routes.js';
+import { healthRoutes } from './routes/health-routes.js';
+import { openApiRoutes } from './routes/open-api-routes.js';
+import { publicRoutes } from './routes/public-routes.js';
+import { accessTokenRoutes, refreshTokenRoutes } from './routes/token-routes.js';
 
-export type RestApp = FastifyInstance<
-  import('node:http').Server,
-  import('node:http').IncomingMessage,
-  import('node:http').ServerResponse,
-  Logger,
-  TypeBoxTypeProvider
->;
+export type { RestApp } from './rest-types.js';
 
-/** The `Authorization: Bearer` token of a request, or null. */
-export function bearerToken(request: FastifyRequest): string | null {
-  const header = request.headers.authorization;
-  if (!header) return null;
-  const match = /^bearer\s+(.+)$/i.exec(header);
-  return match ? (match[1] as string).trim() : null;
-}
-
-/** Verifies the request's access token; throws 401 with the refusal code. */
-export async function requireAccessToken(
-  services: Services,
-  request: FastifyRequest,
-): Promise<AuthContext & { claims: AccessClaims }> {
-  const token = bearerToken(request);
-  if (!token) throw new GatehouseError('MISSING_TOKEN', 'Authorization: Bearer <token> is required');
-  return services.auth.authenticateRequest(token);
-}
-
-/** Checks `X-Admin-Key` in constant time. */
-export function requireAdmin(config: GatehouseConfig, request: FastifyRequest): void {
-  const given = Buffer.from(String(request.headers['x-admin-key'] ?? ''));
-  const expected = Buffer.from(config.adminKey);
-  if (expected.length === 0 || given.length !== expected.length || !timingSafeEqual(given, expected))
-    throw new GatehouseError('TOKEN_INVALID', 'missing or wrong X-Admin-Key', { status: 401 });
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** `public`: browsers on any origin may call the route when `server.cors.origins` lists `*`. */
+    cors?: 'public';
+  }
 }
 
 /** Deepest nesting of objects and arrays a request body may have (metadata, extras). */
@@ -67,33 +41,7 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
   return false;
 }
 
-/** What an error means for a client: status, code and a message safe to show (never a stack). */
-export interface ErrorDetails {
-  status: number;
-  code: string;
-  message: string;
-}
-
-/** Maps any error to its status and code; unexpected ones are logged and become 500 INTERNAL. */
-export function errorDetails(log: Logger, err: unknown): ErrorDetails {
-  if (isGatehouseError(err)) return { status: err.status, code: err.code, message: err.message };
-  const e = err as { validation?: unknown; statusCode?: number; code?: string; message?: string };
-  if (e.validation) return { status: 400, code: 'INVALID_REQUEST', message: e.message ?? 'invalid request' };
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
-    return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: 'request body is too large' };
-  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500)
-    return { status: e.statusCode, code: 'INVALID_REQUEST', message: e.message ?? 'bad request' };
-  log.error({ err }, 'request failed');
-  return { status: 500, code: 'INTERNAL', message: 'internal error' };
-}
-
-/** Maps any error to a JSON body `{error, message}` with a 4xx/5xx status; never a stack trace. */
-export function sendError(reply: FastifyReply, log: Logger, err: unknown): FastifyReply {
-  if (err instanceof RateLimitedError) reply.header('Retry-After', String(err.retryAfterSeconds));
-  const { status, code, message } = errorDetails(log, err);
-  return reply.status(status).send({ error: code, message });
-}
-
+/** The REST app: global input rules, CORS, the OpenAPI document, and one plugin per route group. */
 export async function createRestApp(services: Services, log: Logger): Promise<RestApp> {
   const { config } = services;
   const https =
@@ -116,6 +64,7 @@ export async function createRestApp(services: Services, log: Logger): Promise<Re
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as RestApp;
 
+  // Errors of every route not answering in a shape of its own (the open API and refresh-token do).
   app.setErrorHandler((err, _request, reply) => sendError(reply, log, err));
   // A body nested thousands deep parses, but would overflow the stack when stored (JSON.stringify).
   app.addHook('preValidation', async (request) => {
@@ -131,25 +80,104 @@ export async function createRestApp(services: Services, log: Logger): Promise<Re
     reply.status(404).send({ error: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
   );
 
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Gatehouse', version: '0.1.0', description: 'Token-authenticated WebSocket gateway: REST API' },
-      components: {
-        securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
-          appKey: { type: 'apiKey', in: 'header', name: 'X-App-Key' },
-          adminKey: { type: 'apiKey', in: 'header', name: 'X-Admin-Key' },
+  await app.register(swagger, { openapi: openApiDocument() });
+  await registerCors(app, config.server.cors.origins);
+
+  // Each group is an encapsulated plugin that guards its own routes with its credential hook.
+  const options = { services };
+  await app.register(publicRoutes, options);
+  await app.register(refreshTokenRoutes, options);
+  await app.register(accessTokenRoutes, options);
+  await app.register(openApiRoutes, options);
+  await app.register(conversationRoutes, options);
+  await app.register(groupRoutes, options);
+  await app.register(sessionRoutes, options);
+  await app.register(adminRoutes, options);
+  await app.register(healthRoutes, options);
+
+  app.get(
+    '/openapi.json',
+    {
+      ...(config.server.openapiAuth ? { onRequest: adminKeyAuth(config.adminKey, { bearer: true }) } : {}),
+      schema: { hide: true },
+    },
+    async () => app.swagger(),
+  );
+  return app;
+}
+
+/** The OpenAPI 3.1 document's frame; @fastify/swagger adds every route with its schemas. */
+function openApiDocument() {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Gatehouse',
+      version: '0.1.0',
+      description:
+        'Token-authenticated WebSocket gateway: REST API. Times are milliseconds since the epoch unless a field says seconds.',
+    },
+    servers: [{ url: '/', description: 'The server that serves this document' }],
+    tags: [
+      { name: 'public', description: 'Logins and anonymous customer tokens: no credential header' },
+      { name: 'tokens', description: 'Refresh rotation, connect tickets, logout' },
+      { name: 'open-api', description: "An app's server logs its IM users in with its X-App-Key" },
+      { name: 'conversations', description: 'Conversations, history and groups' },
+      { name: 'sessions', description: 'Support sessions: agents and customers' },
+      { name: 'admin', description: 'Operator API: X-Admin-Key' },
+      { name: 'health', description: 'Liveness, readiness, metrics' },
+    ],
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http' as const, scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token' },
+        appKey: { type: 'apiKey' as const, in: 'header', name: 'X-App-Key', description: "An app's key" },
+        adminKey: { type: 'apiKey' as const, in: 'header', name: 'X-Admin-Key', description: 'The admin key' },
+        adminBearer: {
+          type: 'http' as const,
+          scheme: 'bearer',
+          description: 'The admin key as a bearer token (/metrics and /openapi.json when protected)',
         },
       },
     },
+  };
+}
+
+/**
+ * CORS for browsers (SPEC §7): routes marked `config.cors = 'public'` accept any origin when
+ * `server.cors.origins` lists `*`; every other route only the listed origins. No credentials
+ * (cookies) are ever allowed. The policy is read from the route the router matched, never
+ * from the URL: each route gets its own OPTIONS route carrying its policy, so a preflight is
+ * routed exactly as the request it announces.
+ */
+async function registerCors(app: RestApp, origins: string[]): Promise<void> {
+  const listed = origins.filter((o) => o !== '*');
+  const anyForPublic = origins.includes('*');
+  const preflights = new Set<string>();
+  app.addHook('onRoute', (route) => {
+    if (route.method === 'OPTIONS' || route.method === 'HEAD' || preflights.has(route.url)) return;
+    preflights.add(route.url);
+    app.route({
+      method: 'OPTIONS',
+      url: route.url,
+      config: route.config?.cors ? { cors: route.config.cors } : {},
+      schema: { hide: true },
+      // Reached only when the CORS hook did not answer the preflight (origin not allowed).
+      handler: (_request, reply) => reply.callNotFound(),
+    });
   });
-  registerPublicRoutes(app, services);
-  registerTokenRoutes(app, services);
-  registerOpenApiUserRoutes(app, services);
-  registerAdminRoutes(app, services);
-  registerHealthRoutes(app, services);
-  registerConversationRoutes(app, services);
-  registerSessionRoutes(app, services);
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  return app;
+  await app.register(cors, {
+    hideOptionsRoute: true,
+    delegator: (request, callback) => {
+      const isPublic = request.routeOptions.config?.cors === 'public';
+      // `*` is @fastify/cors' catch-all OPTIONS route: a preflight for a path no route has.
+      const known = request.routeOptions.url !== '*';
+      const origin = !known ? false : isPublic && anyForPublic ? '*' : listed.length > 0 ? listed : false;
+      callback(null, {
+        origin,
+        credentials: false,
+        methods: ['GET', 'POST', 'DELETE'],
+        allowedHeaders: ['Authorization', 'X-App-Key', 'Content-Type'],
+        maxAge: 600,
+      });
+    },
+  });
 }

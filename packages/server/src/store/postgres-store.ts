@@ -281,6 +281,24 @@ export class PostgresStore implements Store {
     await this.pool.query('SELECT 1');
   }
 
+  private probeTable = false;
+
+  async probeWrite(): Promise<void> {
+    // Outside the migrations: the table holds one row and nothing else reads it.
+    if (!this.probeTable) {
+      await this.pool
+        .query('CREATE TABLE IF NOT EXISTS gh_readiness_probe (id INTEGER PRIMARY KEY, at TIMESTAMPTZ NOT NULL)')
+        .catch((err: { code?: string }) => {
+          // Two nodes creating it at once: one of them loses the race on the catalog.
+          if (err.code !== '23505' && err.code !== '42P07') throw err;
+        });
+      this.probeTable = true;
+    }
+    await this.pool.query(
+      'INSERT INTO gh_readiness_probe (id, at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = now()',
+    );
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

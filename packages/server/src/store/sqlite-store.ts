@@ -146,6 +146,19 @@ export class SqliteStore implements Store {
     this.db.prepare('SELECT 1').get();
   }
 
+  private probeTable = false;
+
+  async probeWrite(): Promise<void> {
+    // Outside the migrations: the table holds one row and nothing else reads it.
+    if (!this.probeTable) {
+      this.db.exec('CREATE TABLE IF NOT EXISTS readiness_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)');
+      this.probeTable = true;
+    }
+    this.stmt('INSERT INTO readiness_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at').run(
+      Date.now(),
+    );
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }

@@ -154,6 +154,11 @@ export interface Store {
   migrate(): Promise<void>;
   /** Resolves when the store answers a trivial query (for /readyz). */
   ping(): Promise<void>;
+  /**
+   * Writes and commits one tiny row (for /readyz): rejects when the store cannot write —
+   * a full disk, a read-only file or database, a lost primary — even while reads work.
+   */
+  probeWrite(): Promise<void>;
   close(): Promise<void>;
 
   getPrincipal(id: string): Promise<PrincipalRecord | null>;

@@ -1,47 +1,71 @@
 import { Type } from '@sinclair/typebox';
 import { GatehouseError } from '../../errors.js';
-import type { Connection } from '../../gateway/connection.js';
 import type { Services } from '../../services.js';
-import { type RestApp, requireAdmin } from '../rest-app.js';
+import { ClusterConnectionsQuery } from '../cluster-connections.js';
+import { adminKeyAuth, requireCredential } from '../credentials.js';
+import type { RestApp } from '../rest-types.js';
+import {
+  AdminActionResult,
+  AgentCreated,
+  AppKeyCreated,
+  AppKeyList,
+  ConnectionList,
+  ErrorBody,
+  NodeStats,
+} from '../schemas.js';
 
 const PrincipalParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+const tags = ['admin'];
+const security = [{ adminKey: [] }];
+const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody };
 
-const describeConnection = (conn: Connection, node: string) => ({
-  session_id: conn.id,
-  principal: conn.auth?.principal ?? null,
-  device_type: conn.deviceType,
-  device_id: conn.deviceId,
-  client_id: conn.clientId,
-  endpoint: conn.endpoint.path,
-  ip: conn.ip,
-  node,
-  connected_at: conn.openedAt,
-  expires_at: conn.auth?.expiresAt ?? null,
-});
+/**
+ * `X-Admin-Key` operations (SPEC §8), as one encapsulated plugin: the key check is an
+ * `onRequest` hook of this plugin, so it guards exactly the routes registered here, under
+ * whatever spelling of the URL the router matched (percent-encoded, any case it accepts).
+ */
+export async function adminRoutes(app: RestApp, { services }: { services: Services }): Promise<void> {
+  const { auth, gateway, store } = services;
+  requireCredential(app, adminKeyAuth(services.config.adminKey));
 
-/** `X-Admin-Key` operations (SPEC §8). */
-export function registerAdminRoutes(app: RestApp, services: Services): void {
-  const { auth, gateway, config } = services;
-  const security = [{ adminKey: [] }];
-
-  app.addHook('onRequest', async (request) => {
-    if (request.url.startsWith('/api/v1/admin/')) requireAdmin(config, request);
+  // `Content-Type: application/json` with an empty body (a bare kick) means "no options".
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body.toString();
+    if (text.trim() === '') return done(null, undefined);
+    return json(request, text, done);
   });
+
+  const cluster = new ClusterConnectionsQuery(
+    services.broker,
+    services.cluster,
+    gateway.registry,
+    services.nodeId,
+    services.log,
+  );
+  await cluster.start();
+  app.addHook('onClose', () => cluster.stop());
+
+  /** The principal must exist (404 otherwise). */
+  async function known(id: string): Promise<void> {
+    if (!(await store.getPrincipal(id))) throw new GatehouseError('NOT_FOUND', `no principal "${id}"`);
+  }
 
   app.get(
     '/api/v1/admin/connections',
     {
       schema: {
-        summary: "This node's connections, optionally of one principal",
+        summary: 'The sockets of every node, optionally of one principal',
+        description:
+          'Every live node is asked over the broker; nodes that did not answer within 1 s are listed in `missingNodes`.',
+        tags,
         security,
         querystring: Type.Object({ principal: Type.Optional(Type.String({ maxLength: 128 })) }),
+        response: { 200: ConnectionList, ...errors },
       },
     },
-    async (request) => {
-      const { principal } = request.query;
-      const conns = principal ? gateway.registry.ofPrincipal(principal) : [...gateway.registry.all];
-      return { connections: conns.filter((c) => !c.closed).map((c) => describeConnection(c, services.nodeId)) };
-    },
+    async (request) => cluster.list(request.query.principal),
   );
 
   app.post(
@@ -49,9 +73,12 @@ export function registerAdminRoutes(app: RestApp, services: Services): void {
     {
       schema: {
         summary: "Close a principal's sockets (of one device type) with 4410 KICKED",
+        description: '`closed` counts the sockets open on every node at the time of the call (best effort).',
+        tags,
         security,
         params: PrincipalParams,
         body: Type.Optional(Type.Object({ deviceType: Type.Optional(Type.String({ maxLength: 128 })) })),
+        response: { 200: AdminActionResult, ...errors },
       },
       // The body is optional: a bare POST kicks every socket (validation would refuse `undefined`).
       preValidation: async (request) => {
@@ -59,9 +86,13 @@ export function registerAdminRoutes(app: RestApp, services: Services): void {
       },
     },
     async (request) => {
+      const { id } = request.params;
       const deviceType = request.body?.deviceType;
-      await services.control.publish({ op: 'kick', id: request.params.id, ...(deviceType ? { deviceType } : {}) });
-      return { ok: true };
+      await known(id);
+      const { connections, missingNodes } = await cluster.list(id);
+      const closing = connections.filter((c) => !deviceType || c.device_type === deviceType);
+      await services.control.publish({ op: 'kick', id, ...(deviceType ? { deviceType } : {}) });
+      return { ok: true as const, closed: closing.length, missingNodes };
     },
   );
 
@@ -72,11 +103,26 @@ export function registerAdminRoutes(app: RestApp, services: Services): void {
   ] as const) {
     app.post(
       `/api/v1/admin/principals/:id/${action}`,
-      { schema: { summary, security, params: PrincipalParams } },
+      {
+        schema: {
+          summary,
+          description:
+            action === 'unblock'
+              ? 'Closes nothing: `closed` is 0.'
+              : '`closed` counts the sockets open on every node at the time of the call (best effort).',
+          tags,
+          security,
+          params: PrincipalParams,
+          response: { 200: AdminActionResult, ...errors },
+        },
+      },
       async (request) => {
-        if (!(await apply(request.params.id)))
-          throw new GatehouseError('NOT_FOUND', `no principal "${request.params.id}"`);
-        return { ok: true };
+        const { id } = request.params;
+        await known(id);
+        const { connections, missingNodes } =
+          action === 'unblock' ? { connections: [], missingNodes: [] } : await cluster.list(id);
+        if (!(await apply(id))) throw new GatehouseError('NOT_FOUND', `no principal "${id}"`);
+        return { ok: true as const, closed: connections.length, missingNodes };
       },
     );
   }
@@ -86,6 +132,7 @@ export function registerAdminRoutes(app: RestApp, services: Services): void {
     {
       schema: {
         summary: 'Create an agent (password account)',
+        tags,
         security,
         body: Type.Object({
           username: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.@-]+$' }),
@@ -93,6 +140,7 @@ export function registerAdminRoutes(app: RestApp, services: Services): void {
           name: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
           id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
         }),
+        response: { 201: AgentCreated, 409: ErrorBody, ...errors },
       },
     },
     async (request, reply) => {
@@ -113,8 +161,10 @@ export function registerAdminRoutes(app: RestApp, services: Services): void {
     {
       schema: {
         summary: 'Create an app key (shown once)',
+        tags,
         security,
         body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }) }),
+        response: { 201: AppKeyCreated, ...errors },
       },
     },
     async (request, reply) => reply.status(201).send(await auth.createAppKey(request.body.name)),
@@ -122,25 +172,30 @@ export function registerAdminRoutes(app: RestApp, services: Services): void {
 
   app.get(
     '/api/v1/admin/app-keys',
-    { schema: { summary: 'List app keys (without the keys)', security } },
+    {
+      schema: { summary: 'List app keys (without the keys)', tags, security, response: { 200: AppKeyList, ...errors } },
+    },
     async () => ({
-      appKeys: (await services.store.listAppKeys()).map(({ id, name, createdAt }) => ({ id, name, createdAt })),
+      appKeys: (await store.listAppKeys()).map(({ id, name, createdAt }) => ({ id, name, createdAt })),
     }),
   );
 
-  app.get('/api/v1/admin/stats', { schema: { summary: 'Node and store counters', security } }, async () => {
-    const byKind: Record<string, number> = { user: 0, agent: 0, customer: 0 };
-    for (const conn of gateway.registry.all)
-      if (conn.auth) byKind[conn.auth.principal.kind] = (byKind[conn.auth.principal.kind] ?? 0) + 1;
-    return {
-      node: services.nodeId,
-      uptimeSeconds: Math.round((services.clock.now() - services.startedAt) / 1000),
-      connections: {
-        total: gateway.registry.size,
-        unauthenticated: gateway.registry.unauthenticated,
-        byKind,
-      },
-      principals: await services.store.countPrincipals(),
-    };
-  });
+  app.get(
+    '/api/v1/admin/stats',
+    { schema: { summary: 'Node and store counters', tags, security, response: { 200: NodeStats, ...errors } } },
+    async () => {
+      const byKind = { user: 0, agent: 0, customer: 0 };
+      for (const conn of gateway.registry.all) if (conn.auth) byKind[conn.auth.principal.kind]++;
+      return {
+        node: services.nodeId,
+        uptimeSeconds: Math.round((services.clock.now() - services.startedAt) / 1000),
+        connections: {
+          total: gateway.registry.size,
+          unauthenticated: gateway.registry.unauthenticated,
+          byKind,
+        },
+        principals: await store.countPrincipals(),
+      };
+    },
+  );
 }

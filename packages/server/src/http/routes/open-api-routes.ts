@@ -1,8 +1,10 @@
 import { Type } from '@sinclair/typebox';
-import { isGatehouseError } from '../../errors.js';
 import { DeviceFieldSchema } from '../../gateway/device-fields.js';
 import type { Services } from '../../services.js';
-import { errorDetails, type RestApp } from '../rest-app.js';
+import { appKeyAuth, requireCredential } from '../credentials.js';
+import { shapedErrorHandler } from '../error-reply.js';
+import type { RestApp } from '../rest-types.js';
+import { OpenApiError, OpenApiLoginResult } from '../schemas.js';
 
 const UserLoginBody = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 128 }),
@@ -12,57 +14,54 @@ const UserLoginBody = Type.Object({
   extras: Type.Optional(Type.Unknown()),
 });
 
-/** `imUserVo.userStatus`: a number, as typed clients (`Integer`) parse it. */
-const USER_STATUS = { normal: 1, blocked: 2 } as const;
+/** `userStatus` as the open API documents it: a number (SPEC §2). */
+export const UserStatus = { normal: 1, blocked: 2 } as const;
 
-/** The app-key open API: an app's server logs its IM users in (SPEC §2). Errors as `{code, msg}`. */
-export function registerOpenApiUserRoutes(app: RestApp, services: Services): void {
+/**
+ * The app-key open API: an app's server logs its IM users in (SPEC §2). The `X-App-Key`
+ * hook runs on request, before the body is read, so a bad key is always a 401; every error
+ * is answered as `{code, msg, error}`.
+ */
+export async function openApiRoutes(app: RestApp, { services }: { services: Services }): Promise<void> {
+  requireCredential(app, appKeyAuth(services), 'callerApp');
+  app.setErrorHandler(
+    shapedErrorHandler(services.log, ({ status, code, message }) => ({ code: status, msg: message, error: code })),
+  );
+  const errors = { 400: OpenApiError, 401: OpenApiError, 403: OpenApiError, 409: OpenApiError, 503: OpenApiError };
+
   app.post(
     '/openapi/v1/user/login',
     {
-      attachValidation: true,
-      // Unreadable bodies (bad JSON, too large) are answered in the route's shape too.
-      errorHandler: (err, _request, reply) => {
-        const { status, code, message } = errorDetails(services.log, err);
-        return reply.status(status).send({ code: status, msg: message, error: code });
-      },
       schema: {
         summary: "Create or update the app's user and issue its token",
+        tags: ['open-api'],
         security: [{ appKey: [] }],
         body: UserLoginBody,
+        response: { 200: OpenApiLoginResult, ...errors },
       },
     },
-    async (request, reply) => {
-      try {
-        // The key is checked before the body, so a bad key is always a 401.
-        await services.auth.findApp(request.headers['x-app-key'] as string | undefined);
-        if (request.validationError)
-          return reply.status(400).send({ code: 400, msg: request.validationError.message, error: 'INVALID_REQUEST' });
-        const body = request.body;
-        const { tokens, principal } = await services.auth.appUserLogin(
-          request.headers['x-app-key'] as string,
-          { id: body.id, nickname: body.nickname, avatar: body.avatar ?? null, extras: body.extras },
-          { deviceType: body.device },
-        );
-        return {
-          code: 200,
-          msg: 'success',
-          data: {
-            imUserVo: {
-              id: principal.id,
-              nickname: principal.name,
-              avatar: principal.avatar,
-              userStatus: principal.blocked ? USER_STATUS.blocked : USER_STATUS.normal,
-              lastLoginTime: principal.lastLoginAt,
-              extras: principal.extras ?? {},
-            },
-            token: `Bearer ${tokens.token}`,
+    async (request) => {
+      const body = request.body;
+      const { tokens, principal } = await services.auth.appUserLogin(
+        request.headers['x-app-key'] as string,
+        { id: body.id, nickname: body.nickname, avatar: body.avatar ?? null, extras: body.extras },
+        { deviceType: body.device },
+      );
+      return {
+        code: 200,
+        msg: 'success',
+        data: {
+          imUserVo: {
+            id: principal.id,
+            nickname: principal.name,
+            avatar: principal.avatar,
+            userStatus: principal.blocked ? UserStatus.blocked : UserStatus.normal,
+            lastLoginTime: principal.lastLoginAt,
+            extras: principal.extras ?? {},
           },
-        };
-      } catch (err) {
-        if (!isGatehouseError(err)) throw err;
-        return reply.status(err.status).send({ code: err.status, msg: err.message, error: err.code });
-      }
+          token: `Bearer ${tokens.token}`,
+        },
+      };
     },
   );
 }

@@ -2,7 +2,16 @@ import { type Static, Type } from '@sinclair/typebox';
 import { GatehouseError } from '../../errors.js';
 import { DeviceFieldSchema as DeviceField } from '../../gateway/device-fields.js';
 import type { Services } from '../../services.js';
-import { bearerToken, type RestApp } from '../rest-app.js';
+import { bearerToken } from '../credentials.js';
+import type { RestApp } from '../rest-types.js';
+import {
+  CustomerRefreshResult,
+  CustomerResult,
+  CustomerTokenResult,
+  ErrorBody,
+  LoginResult,
+  ValidateTokenResult,
+} from '../schemas.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 128 });
 
@@ -34,10 +43,17 @@ const CustomerRefreshBody = Type.Object({
   channel: Type.Optional(Type.String({ maxLength: 64 })),
 });
 
-const Principal = Type.Object({ id: Type.String(), kind: Type.String(), name: Type.String() });
+const tags = ['public'];
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+/** Browsers may call these from any origin when `server.cors.origins` lists `*`. */
+const config = { cors: 'public' as const };
 
-/** `/api/v1/public/*` and `/api/v1/customers*`: logins and anonymous customer tokens (SPEC §2). */
-export function registerPublicRoutes(app: RestApp, services: Services): void {
+/**
+ * `/api/v1/public/*` and `/api/v1/customers*`: logins and anonymous customer tokens (SPEC §2).
+ * No credential guards this plugin: each route's credential is in its body (password,
+ * refresh token) or there is none (rate-limited per IP).
+ */
+export async function publicRoutes(app: RestApp, { services }: { services: Services }): Promise<void> {
   const { auth } = services;
 
   app.post(
@@ -45,15 +61,9 @@ export function registerPublicRoutes(app: RestApp, services: Services): void {
     {
       schema: {
         summary: 'Password login (agents and operator-managed users)',
+        tags,
         body: LoginBody,
-        response: {
-          200: Type.Object({
-            token: Type.String(),
-            refresh_token: Type.Optional(Type.String()),
-            expiresAt: Type.Number(),
-            user: Principal,
-          }),
-        },
+        response: { 200: LoginResult, ...errors },
       },
     },
     async (request) => {
@@ -85,7 +95,15 @@ export function registerPublicRoutes(app: RestApp, services: Services): void {
 
   app.post(
     '/api/v1/public/customer-token',
-    { schema: { summary: 'Anonymous customer token and a new support session', body: CustomerTokenBody } },
+    {
+      config,
+      schema: {
+        summary: 'Anonymous customer token and its support session',
+        tags,
+        body: CustomerTokenBody,
+        response: { 200: CustomerTokenResult, ...errors },
+      },
+    },
     async (request) => {
       const { name, channel, email, phone, channelUserId } = request.body as Static<typeof CustomerTokenBody>;
       // Only the listed contact fields are kept; unknown fields are ignored, not stored.
@@ -98,7 +116,15 @@ export function registerPublicRoutes(app: RestApp, services: Services): void {
 
   app.post(
     '/api/v1/customers',
-    { schema: { summary: 'Create a customer (same as customer-token)', body: CustomerBody } },
+    {
+      config,
+      schema: {
+        summary: 'Create a customer (same as customer-token)',
+        tags,
+        body: CustomerBody,
+        response: { 200: CustomerResult, ...errors },
+      },
+    },
     async (request) => {
       const { name, channel, metadata } = request.body;
       const { customerId, ...rest } = await newCustomer(name, channel, metadata ? { metadata } : {}, request.ip);
@@ -121,10 +147,13 @@ export function registerPublicRoutes(app: RestApp, services: Services): void {
   app.post(
     '/api/v1/customers/:customerId/token',
     {
+      config,
       schema: {
         summary: "New customer token from the customer's refresh token",
+        tags,
         params: Type.Object({ customerId: Id }),
         body: CustomerRefreshBody,
+        response: { 200: CustomerRefreshResult, ...errors },
       },
     },
     async (request) => customerRefresh(request.params.customerId, request.body.refreshToken),
@@ -133,9 +162,12 @@ export function registerPublicRoutes(app: RestApp, services: Services): void {
   app.post(
     '/api/v1/customers/token',
     {
+      config,
       schema: {
         summary: 'Same as /customers/{customerId}/token with customerId in the body',
+        tags,
         body: Type.Composite([CustomerRefreshBody, Type.Object({ customerId: Id })]),
+        response: { 200: CustomerRefreshResult, ...errors },
       },
     },
     async (request) => customerRefresh(request.body.customerId, request.body.refreshToken),
@@ -144,9 +176,12 @@ export function registerPublicRoutes(app: RestApp, services: Services): void {
   app.get(
     '/api/v1/public/validate-token',
     {
+      config,
       schema: {
         summary: 'Is this access token valid? Always 200 for a well-formed call',
+        tags,
         querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: 8192 })) }),
+        response: { 200: ValidateTokenResult, 400: ErrorBody, 503: ErrorBody },
       },
     },
     async (request) => {

@@ -1,62 +1,91 @@
 import { Type } from '@sinclair/typebox';
-import { isGatehouseError } from '../../errors.js';
+import { ms } from '../../config.js';
 import type { Services } from '../../services.js';
-import { errorDetails, type RestApp, requireAccessToken } from '../rest-app.js';
+import { accessTokenAuth, requireCredential } from '../credentials.js';
+import { shapedErrorHandler } from '../error-reply.js';
+import type { RestApp } from '../rest-types.js';
+import { ErrorBody, RefreshEnvelope, TicketResult } from '../schemas.js';
 
-/** Refresh rotation, connect tickets and logout (SPEC §1–§2). */
-export function registerTokenRoutes(app: RestApp, services: Services): void {
-  // Existing clients parse `{code, body, err_msg}` here, errors included, so this route shapes its own.
-  app.post(
-    '/api/refresh-token',
-    {
-      attachValidation: true,
-      // Unreadable bodies (bad JSON, too large) are answered in the route's shape too.
-      errorHandler: (err, _request, reply) => {
-        const { status, code, message } = errorDetails(services.log, err);
-        return reply.status(status).send({ code: status, body: null, error: code, err_msg: message });
-      },
-      schema: {
-        summary: 'Rotate a refresh token: new access and refresh tokens; a reused one revokes the session',
-        body: Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) }),
-      },
-    },
-    async (request, reply) => {
-      if (request.validationError)
-        return reply
-          .status(400)
-          .send({ code: 400, body: null, error: 'INVALID_REQUEST', err_msg: 'refresh_token is required' });
-      try {
-        const issued = await services.auth.refresh(request.body.refresh_token);
-        return {
-          code: 200,
-          body: { access_token: issued.token, refresh_token: issued.refreshToken, expires_at: issued.expiresAt },
-          err_msg: '',
-        };
-      } catch (err) {
-        if (!isGatehouseError(err)) throw err;
-        return reply.status(err.status).send({ code: err.status, body: null, error: err.code, err_msg: err.message });
-      }
-    },
+/**
+ * `POST /api/refresh-token` (SPEC §2): the refresh token in the body is the credential.
+ * Existing clients parse `{code, body, err_msg}` here, errors included, so this plugin's
+ * error handler answers every failure (bad JSON, too large, validation, refusal) in that shape.
+ */
+export async function refreshTokenRoutes(app: RestApp, { services }: { services: Services }): Promise<void> {
+  app.setErrorHandler(
+    shapedErrorHandler(services.log, ({ status, code, message }) => ({
+      code: status,
+      body: null,
+      error: code,
+      err_msg: message,
+    })),
   );
 
   app.post(
-    '/api/v1/ws-ticket',
-    { schema: { summary: 'A single-use connect ticket (30 s) for the caller', security: [{ bearer: [] }] } },
+    '/api/refresh-token',
+    {
+      config: { cors: 'public' },
+      schema: {
+        summary: 'Rotate a refresh token: new access and refresh tokens; a reused one revokes the session',
+        tags: ['tokens'],
+        body: Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) }),
+        response: { 200: RefreshEnvelope, 400: RefreshEnvelope, 401: RefreshEnvelope, 503: RefreshEnvelope },
+      },
+    },
     async (request) => {
-      const context = await requireAccessToken(services, request);
-      return services.auth.issueTicket(context);
+      const issued = await services.auth.refresh(request.body.refresh_token);
+      return {
+        code: 200,
+        body: {
+          access_token: issued.token,
+          refresh_token: issued.refreshToken as string,
+          expires_at: issued.expiresAt,
+        },
+        err_msg: '',
+      };
+    },
+  );
+}
+
+/** Connect tickets and logout (SPEC §1–§2): every route here needs the caller's access token. */
+export async function accessTokenRoutes(app: RestApp, { services }: { services: Services }): Promise<void> {
+  requireCredential(app, accessTokenAuth(services), 'access');
+  const security = [{ bearer: [] }];
+  const tags = ['tokens'];
+  const errors = { 401: ErrorBody, 403: ErrorBody, 503: ErrorBody };
+
+  app.post(
+    '/api/v1/ws-ticket',
+    {
+      schema: {
+        summary: 'A single-use connect ticket for the caller',
+        description:
+          'Valid for `tokens.ticketTtl` (30 s by default), once, on any node. `expiresIn` is in seconds, `expiresAt` in milliseconds since the epoch.',
+        tags,
+        security,
+        response: { 200: TicketResult, ...errors },
+      },
+    },
+    async (request) => {
+      const expiresAt = services.clock.now() + ms(services.config, 'tokens.ticketTtl');
+      const { ticket, expiresIn } = await services.auth.issueTicket(request.access);
+      return { ticket, expiresIn, expiresAt };
     },
   );
 
   app.post(
     '/api/v1/auth/logout',
     {
-      schema: { summary: "Revoke the caller's login session; its sockets close with 4410", security: [{ bearer: [] }] },
+      schema: {
+        summary: "Revoke the caller's login session; its sockets close with 4410",
+        tags,
+        security,
+        response: { 204: Type.Null({ description: 'Logged out' }), ...errors },
+      },
     },
     async (request, reply) => {
-      const context = await requireAccessToken(services, request);
-      await services.auth.revokeSession(context.sid);
-      return reply.status(204).send();
+      await services.auth.revokeSession(request.access.sid);
+      return reply.status(204).send(null);
     },
   );
 }

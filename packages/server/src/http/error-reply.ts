@@ -1,0 +1,81 @@
+import type { FastifyReply } from 'fastify';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { RateLimitedError } from '../auth/rate-limits.js';
+import { isGatehouseError } from '../errors.js';
+
+/** What an error means for a client: status, code and a message safe to show (never a stack). */
+export interface ErrorDetails {
+  status: number;
+  code: string;
+  message: string;
+}
+
+/**
+ * Node's codes for a backing service that cannot be reached. The PostgreSQL driver surfaces
+ * them as is; a shared rate-limit backend failing this way is retryable too, so it gets the same 503.
+ */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);
+/** pg's own messages for a connection that failed or went away (they carry no code). */
+const PG_CONNECTION =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end)/;
+
+/**
+ * Whether an error comes from the store's driver (SQLite or PostgreSQL) or its connection:
+ * such a failure is the store's, not the request's, so the client may retry (503).
+ */
+export function isStoreFailure(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth++) {
+    if (e.name === 'SqliteError' || e instanceof pg.DatabaseError) return true;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && UNREACHABLE.has(code)) return true;
+    if (PG_CONNECTION.test(e.message)) return true;
+  }
+  return false;
+}
+
+/**
+ * Maps any error to its status and code, in one place for every route: store failures
+ * become the retryable 503 STORE_UNAVAILABLE (as failed writes do), unexpected errors
+ * 500 INTERNAL; the details of both go to the log only.
+ */
+export function errorDetails(log: Logger, err: unknown): ErrorDetails {
+  if (isGatehouseError(err)) return { status: err.status, code: err.code, message: err.message };
+  const e = err as { validation?: unknown; statusCode?: number; code?: string; message?: string };
+  if (e.validation) return { status: 400, code: 'INVALID_REQUEST', message: e.message ?? 'invalid request' };
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: 'request body is too large' };
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500)
+    return { status: e.statusCode, code: 'INVALID_REQUEST', message: e.message ?? 'bad request' };
+  if (isStoreFailure(err)) {
+    log.warn({ err }, 'request failed: the store is unavailable');
+    return { status: 503, code: 'STORE_UNAVAILABLE', message: 'the store is unavailable; retry shortly' };
+  }
+  log.error({ err }, 'request failed');
+  return { status: 500, code: 'INTERNAL', message: 'internal error' };
+}
+
+/** Sets `Retry-After` where the error has one (rate limits; a store failure: 1 s). */
+function retryAfter(reply: FastifyReply, err: unknown, details: ErrorDetails): void {
+  if (err instanceof RateLimitedError) reply.header('Retry-After', String(err.retryAfterSeconds));
+  else if (details.code === 'STORE_UNAVAILABLE') reply.header('Retry-After', '1');
+}
+
+/** Replies `{error, message}` with the error's 4xx/5xx status; never a stack trace. */
+export function sendError(reply: FastifyReply, log: Logger, err: unknown): FastifyReply {
+  const details = errorDetails(log, err);
+  retryAfter(reply, err, details);
+  return reply.status(details.status).send({ error: details.code, message: details.message });
+}
+
+/**
+ * An error handler for a route group whose clients parse another error shape
+ * (`{code, msg}`, `{code, body, err_msg}`): same mapping, the group's shape.
+ */
+export function shapedErrorHandler(log: Logger, shape: (details: ErrorDetails) => Record<string, unknown>) {
+  return (err: unknown, _request: unknown, reply: FastifyReply) => {
+    const details = errorDetails(log, err);
+    retryAfter(reply, err, details);
+    return reply.status(details.status).send(shape(details));
+  };
+}
