@@ -12,6 +12,8 @@ import { systemClock } from '../src/clock.js';
 import { loadConfig } from '../src/config.js';
 import { type KeysFile, keyRingFrom } from '../src/tokens/signing-keys.js';
 import { TokenService } from '../src/tokens/token-service.js';
+import { passwordUser } from './helpers/auth-fixtures.js';
+import { startServer } from './helpers/test-server.js';
 
 const cli = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const run = promisify(execFile);
@@ -370,5 +372,48 @@ describe('gatehouse keys', () => {
     assert.equal(active.signingKid, next.kid);
     assert.equal(active.keys.length, 2);
     assert.equal(service(file, ['EdDSA']).verifyAccessToken(token).ok, true);
+  });
+});
+
+describe('gatehouse probe --interactive', () => {
+  it('keeps the socket open, sends each line typed as a frame, prints every frame, and closes at the end of input', async () => {
+    const server = await startServer();
+    try {
+      const { token } = await passwordUser(server, 'probe-user');
+      const child = spawn(process.execPath, [cli, 'probe', `${server.wsUrl}/ws`, '--token', token, '--interactive'], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      const seen = (pattern: RegExp) =>
+        new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no ${pattern} in: ${stdout}`)), 10_000);
+          const check = () => {
+            if (pattern.test(stdout)) {
+              clearTimeout(timer);
+              child.stdout?.off('data', check);
+              resolve();
+            }
+          };
+          child.stdout?.on('data', check);
+          check();
+        });
+      child.stdout?.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      await seen(/< \{"type":"connected"/);
+      // Still open after `connected`: what is typed goes out, and the answers come back.
+      child.stdin?.write('{"type":"hello","id":"p1"}\n');
+      await seen(/< \{[^\n]*"type":"hello"[^\n]*"p1"/);
+      child.stdin?.write('{"type":"whoami","id":"p2"}\n');
+      await seen(/< \{[^\n]*"p2"/);
+      child.stdin?.write('not json\n');
+      await seen(/! not JSON; sent as typed/);
+      child.stdin?.end();
+      assert.equal(await exited, 0, stdout);
+      assert.match(stdout, /closed: 1000/);
+    } finally {
+      await server.close();
+    }
   });
 });
