@@ -364,10 +364,15 @@ export function loadConfig(options: LoadConfigOptions = {}): GatehouseConfig {
     );
   }
 
+  // A value's source is recorded where it was set: `ws.endpoints[0].kinds` came with `ws.endpoints`.
   const sourceOf = (key: string) => {
-    for (let k = key; k; k = k.replace(/(\.[^.[]*|\[\d+\])$/, '') === k ? '' : k.replace(/(\.[^.[]*|\[\d+\])$/, '')) {
+    let k = key;
+    while (k) {
       const s = sources.get(k);
       if (s) return s;
+      const parent = k.replace(/(^|\.)[^.[]*$|\[\d+\]$/, '');
+      if (parent === k) break; // a key name with odd characters: no parent to find
+      k = parent;
     }
     return 'default';
   };

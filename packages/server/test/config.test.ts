@@ -139,6 +139,7 @@ describe('configuration', () => {
       ],
       [{ server: { cors: { origins: 'https://a.example' } } }, 'server.cors.origins'],
       [{ constructor: { x: 1 } }, 'constructor'],
+      [{ 'odd[key': 1 }, 'odd[key'],
       [JSON.parse('{"limits":{"__proto__":{"maxConnections":1}}}'), 'limits.__proto__'],
     ] as const) {
       const problems = problemsOf(() => loadConfig({ overrides: overrides as never }));
