@@ -462,6 +462,18 @@ function describe(schema: TSchema, message: string, value: unknown): string {
   return `${message.toLowerCase()}, got ${shown.length > 80 ? `${shown.slice(0, 80)}…` : shown}`;
 }
 
+const MAX_TIMER_MS = 2_147_483_647;
+/** Durations that become timers. */
+const TIMER_KEYS = [
+  'ws.sweepInterval',
+  'ws.heartbeatInterval',
+  'ws.heartbeatTimeout',
+  'ws.authTimeout',
+  'store.connectTimeout',
+  'store.queryTimeout',
+  'auth.revocationCacheTtl',
+] as const;
+
 /** Rules across keys, which the schema cannot say. */
 function crossChecks(config: GatehouseConfig): Omit<ConfigProblem, 'source'>[] {
   const out: Omit<ConfigProblem, 'source'>[] = [];
@@ -473,6 +485,13 @@ function crossChecks(config: GatehouseConfig): Omit<ConfigProblem, 'source'>[] {
     if (endpoint.tokenRequired && endpoint.rejectMode === 'login')
       out.push({ key, message: `"${endpoint.path}" requires a token, so rejectMode "login" cannot apply` });
   });
+  // Node's timers hold at most 2^31-1 ms (longer fire at once), and a zero interval would spin.
+  for (const key of TIMER_KEYS) {
+    const value = ms(config, key);
+    if (value > MAX_TIMER_MS) out.push({ key, message: 'must be at most 24d (a Node.js timer limit)' });
+    else if (value < 10 && (key === 'ws.sweepInterval' || key === 'ws.heartbeatInterval'))
+      out.push({ key, message: 'must be at least 10ms' });
+  }
   if (config.server.tlsCert && !config.server.tlsKey)
     out.push({ key: 'server.tlsKey', message: 'is needed with server.tlsCert' });
   if (config.server.tlsKey && !config.server.tlsCert)

@@ -138,6 +138,8 @@ describe('configuration', () => {
         'ws.endpoints[0].rejectMode',
       ],
       [{ server: { cors: { origins: 'https://a.example' } } }, 'server.cors.origins'],
+      [{ ws: { sweepInterval: 0 } }, 'ws.sweepInterval'],
+      [{ ws: { heartbeatInterval: '30d' } }, 'ws.heartbeatInterval'],
       [{ constructor: { x: 1 } }, 'constructor'],
       [{ 'odd[key': 1 }, 'odd[key'],
       [JSON.parse('{"limits":{"__proto__":{"maxConnections":1}}}'), 'limits.__proto__'],
