@@ -382,9 +382,8 @@ export function loadConfig(options: LoadConfigOptions = {}): GatehouseConfig {
     if (problems.some((p) => key === p.key || key.startsWith(`${p.key}.`) || key.startsWith(`${p.key}[`))) continue;
     problems.push({ key, source: sourceOf(key), message: describe(error.schema, error.message, error.value) });
   }
-  if (problems.length === 0) {
-    for (const p of crossChecks(config as unknown as GatehouseConfig)) problems.push({ ...p, source: sourceOf(p.key) });
-  }
+  for (const p of crossChecks(config as unknown as GatehouseConfig, problems))
+    problems.push({ ...p, source: sourceOf(p.key) });
   if (problems.length > 0) throw new ConfigError(problems);
   const result = deepFreeze(config as unknown as GatehouseConfig);
   validated.add(result);
@@ -474,46 +473,72 @@ const TIMER_KEYS = [
   'auth.revocationCacheTtl',
 ] as const;
 
-/** Rules across keys, which the schema cannot say. */
-function crossChecks(config: GatehouseConfig): Omit<ConfigProblem, 'source'>[] {
-  const out: Omit<ConfigProblem, 'source'>[] = [];
-  const paths = new Set<string>();
-  config.ws.endpoints.forEach((endpoint, i) => {
-    const key = `ws.endpoints[${i}]`;
-    if (paths.has(endpoint.path)) out.push({ key, message: `path "${endpoint.path}" is listed twice` });
-    paths.add(endpoint.path);
-    if (endpoint.tokenRequired && endpoint.rejectMode === 'login')
-      out.push({ key, message: `"${endpoint.path}" requires a token, so rejectMode "login" cannot apply` });
-  });
+type Check = (config: GatehouseConfig, out: Omit<ConfigProblem, 'source'>[]) => void;
+
+/** Rules across keys, which the schema cannot say; each runs on its own (a part the schema refused makes it skip). */
+const CROSS_CHECKS: Check[] = [
+  (config, out) => {
+    const paths = new Set<string>();
+    config.ws.endpoints.forEach((endpoint, i) => {
+      const key = `ws.endpoints[${i}]`;
+      if (paths.has(endpoint.path)) out.push({ key, message: `path "${endpoint.path}" is listed twice` });
+      paths.add(endpoint.path);
+      if (endpoint.tokenRequired && endpoint.rejectMode === 'login')
+        out.push({ key, message: `"${endpoint.path}" requires a token, so rejectMode "login" cannot apply` });
+    });
+  },
   // Node's timers hold at most 2^31-1 ms (longer fire at once), and a zero interval would spin.
-  for (const key of TIMER_KEYS) {
-    const value = ms(config, key);
-    if (value > MAX_TIMER_MS) out.push({ key, message: 'must be at most 24d (a Node.js timer limit)' });
-    else if (value < 10 && (key === 'ws.sweepInterval' || key === 'ws.heartbeatInterval'))
-      out.push({ key, message: 'must be at least 10ms' });
+  (config, out) => {
+    for (const key of TIMER_KEYS) {
+      const value = ms(config, key);
+      if (value > MAX_TIMER_MS) out.push({ key, message: 'must be at most 24d (a Node.js timer limit)' });
+      else if (value < 10 && (key === 'ws.sweepInterval' || key === 'ws.heartbeatInterval'))
+        out.push({ key, message: 'must be at least 10ms' });
+    }
+  },
+  (config, out) => {
+    if (config.server.tlsCert && !config.server.tlsKey)
+      out.push({ key: 'server.tlsKey', message: 'is needed with server.tlsCert' });
+    if (config.server.tlsKey && !config.server.tlsCert)
+      out.push({ key: 'server.tlsCert', message: 'is needed with server.tlsKey' });
+  },
+  (config, out) => {
+    try {
+      checkPrefix(config.broker.prefix);
+    } catch (err) {
+      out.push({ key: 'broker.prefix', message: (err as Error).message });
+    }
+  },
+  (config, out) => {
+    const store = config.store.url;
+    if (store && !/^(sqlite:|postgres(ql)?:\/\/)/.test(store))
+      out.push({
+        key: 'store.url',
+        message: `"${store.split(':')[0]}:…" is not supported (use sqlite:PATH, postgres://… or leave empty)`,
+      });
+    if (config.broker.url && !/^(memory:\/\/|rediss?:\/\/|nats:\/\/)/.test(config.broker.url))
+      out.push({
+        key: 'broker.url',
+        message: `"${config.broker.url.split(':')[0]}:…" is not supported (use memory://, redis://… or nats://…)`,
+      });
+  },
+  (config, out) => {
+    if (config.server.cors.origins.includes('*') && config.server.cors.origins.length > 1)
+      out.push({ key: 'server.cors.origins', message: '"*" cannot be combined with other origins' });
+  },
+];
+
+function crossChecks(config: GatehouseConfig, known: ConfigProblem[]): Omit<ConfigProblem, 'source'>[] {
+  const out: Omit<ConfigProblem, 'source'>[] = [];
+  for (const check of CROSS_CHECKS) {
+    const found: Omit<ConfigProblem, 'source'>[] = [];
+    try {
+      check(config, found);
+    } catch {
+      continue; // it read a value the schema already refused
+    }
+    out.push(...found.filter((p) => !known.some((k) => k.key === p.key)));
   }
-  if (config.server.tlsCert && !config.server.tlsKey)
-    out.push({ key: 'server.tlsKey', message: 'is needed with server.tlsCert' });
-  if (config.server.tlsKey && !config.server.tlsCert)
-    out.push({ key: 'server.tlsCert', message: 'is needed with server.tlsKey' });
-  try {
-    checkPrefix(config.broker.prefix);
-  } catch (err) {
-    out.push({ key: 'broker.prefix', message: (err as Error).message });
-  }
-  const store = config.store.url;
-  if (store && !/^(sqlite:|postgres(ql)?:\/\/)/.test(store))
-    out.push({
-      key: 'store.url',
-      message: `"${store.split(':')[0]}:…" is not supported (use sqlite:PATH, postgres://… or leave empty)`,
-    });
-  if (config.broker.url && !/^(memory:\/\/|rediss?:\/\/|nats:\/\/)/.test(config.broker.url))
-    out.push({
-      key: 'broker.url',
-      message: `"${config.broker.url.split(':')[0]}:…" is not supported (use memory://, redis://… or nats://…)`,
-    });
-  if (config.server.cors.origins.includes('*') && config.server.cors.origins.length > 1)
-    out.push({ key: 'server.cors.origins', message: '"*" cannot be combined with other origins' });
   return out;
 }
 

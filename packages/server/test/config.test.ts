@@ -91,7 +91,7 @@ describe('configuration', () => {
         loadConfig({
           file,
           env: { GATEHOUSE_SERVER_PORT: 'eighty', GATEHOUSE_TOKENS_TTL_USER: 'forever' },
-          overrides: { log: { level: 'loud' as never } },
+          overrides: { log: { level: 'loud' as never }, store: { url: 'mysql://db' } },
           overrideSources: { 'log.level': 'flag --log-level' },
         }),
       );
@@ -105,7 +105,9 @@ describe('configuration', () => {
       assert.match(by('tokens.ttl.user')?.message ?? '', /"forever" is not a duration/);
       assert.equal(by('tokens.ttl.user')?.source, 'variable GATEHOUSE_TOKENS_TTL_USER');
       assert.equal(by('log.level')?.source, 'flag --log-level');
-      assert.equal(problems.length, 7, JSON.stringify(problems, null, 2));
+      // A rule across keys is reported beside the schema's findings.
+      assert.match(by('store.url')?.message ?? '', /not supported/);
+      assert.equal(problems.length, 8, JSON.stringify(problems, null, 2));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
