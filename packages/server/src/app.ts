@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -15,7 +15,7 @@ import { type Clock, systemClock } from './clock.js';
 import type { ClusterState } from './cluster/cluster-state.js';
 import { MemoryClusterState } from './cluster/memory-cluster-state.js';
 import { PostgresClusterState } from './cluster/postgres-cluster-state.js';
-import { type ConfigInput, type GatehouseConfig, loadConfig, ms } from './config.js';
+import { type ConfigInput, type GatehouseConfig, isLoadedConfig, loadConfig, ms } from './config.js';
 import { ControlChannel } from './control-channel.js';
 import { Gateway } from './gateway/gateway.js';
 import { gatewaySettings } from './gateway/gateway-settings.js';
@@ -49,8 +49,11 @@ export interface StartupNotes {
   dataDir: string;
 }
 
-function isFullConfig(config: GatehouseConfig | ConfigInput | undefined): config is GatehouseConfig {
-  return !!config && 'ws' in config && Array.isArray(config.ws?.endpoints) && 'limits' in config && 'tokens' in config;
+/** The data folder holds messages, password hashes and keys: a new one is owner-only (0700). */
+function createDataDir(dataDir: string): void {
+  if (existsSync(dataDir)) return;
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700); // whatever the umask
 }
 
 /** The admin key: configured, or generated once into the data folder. */
@@ -67,7 +70,7 @@ function createStore(config: GatehouseConfig, dataDir: string, log: Logger): Sto
   const url = config.store.url;
   if (!url || url.startsWith('sqlite:')) {
     const file = url ? url.replace(/^sqlite:(\/\/)?/, '') : join(dataDir, 'gatehouse.db');
-    return new SqliteStore(file === ':memory:' ? file : resolve(file));
+    return new SqliteStore(file === ':memory:' ? file : resolve(file), { synchronous: config.store.sqliteSynchronous });
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://'))
     return new PostgresStore({
@@ -118,14 +121,14 @@ export class Gatehouse {
   ) {}
 
   static async create(options: GatehouseOptions = {}): Promise<Gatehouse> {
-    const config = isFullConfig(options.config) ? options.config : loadConfig({ overrides: options.config ?? {} });
+    const config = isLoadedConfig(options.config) ? options.config : loadConfig({ overrides: options.config ?? {} });
     const clock = options.clock ?? systemClock;
     const log = options.logger ?? createLogger(config.log.level);
     const dataDir = resolve(config.dataDir);
-    mkdirSync(dataDir, { recursive: true });
+    createDataDir(dataDir);
     const keys = loadOrCreateKeysFile(config.tokens.keysFile || join(dataDir, 'keys.json'));
     const admin = resolveAdminKey(config, dataDir);
-    const resolvedConfig: GatehouseConfig = { ...config, adminKey: admin.key };
+    const resolvedConfig: GatehouseConfig = Object.freeze({ ...config, adminKey: admin.key });
 
     const store = createStore(resolvedConfig, dataDir, log);
     try {

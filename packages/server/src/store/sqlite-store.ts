@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { PrincipalKind } from '@gatehouse/protocol';
 import Database from 'better-sqlite3';
@@ -115,6 +115,14 @@ type SqlitePrincipalRow = PrincipalRow & { extras: string | null; blocked: numbe
 const principalFrom = (row: SqlitePrincipalRow): PrincipalRecord =>
   toPrincipal(row, row.extras === null ? null : JSON.parse(row.extras), row.blocked === 1);
 
+/** `store.sqliteSynchronous`: what an acknowledged write survives (docs/operations.md). */
+export type SqliteSynchronous = 'FULL' | 'NORMAL';
+
+/** SQLite gives `-wal`/`-shm` the database file's mode; this makes sure of it for existing ones. */
+function restrictSidecars(file: string): void {
+  for (const sidecar of [`${file}-wal`, `${file}-shm`]) if (existsSync(sidecar)) chmodSync(sidecar, 0o600);
+}
+
 /**
  * The embedded store: one SQLite file in WAL mode through better-sqlite3. Calls are
  * synchronous underneath, so each method is atomic on its own; the async signatures
@@ -123,13 +131,23 @@ const principalFrom = (row: SqlitePrincipalRow): PrincipalRecord =>
 export class SqliteStore implements Store {
   readonly db: Database.Database;
 
-  constructor(readonly file: string) {
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  constructor(
+    readonly file: string,
+    options: { synchronous?: SqliteSynchronous } = {},
+  ) {
+    if (file !== ':memory:') {
+      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      // The file holds messages and password hashes: owner-only, whatever the umask.
+      closeSync(openSync(file, 'a', 0o600));
+      chmodSync(file, 0o600);
+    }
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
-    // NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash can lose the last commits.
-    this.db.pragma('synchronous = NORMAL');
+    // FULL: a commit is fsynced before it returns, so an ack survives power loss and OS crashes
+    // (group commit pays one fsync per batch). NORMAL survives a process crash only.
+    this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
     this.db.pragma('busy_timeout = 5000');
+    if (file !== ':memory:') restrictSidecars(file);
   }
 
   async migrate(): Promise<void> {

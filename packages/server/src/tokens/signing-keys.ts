@@ -1,4 +1,11 @@
-import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+} from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -12,6 +19,12 @@ export interface KeyFileEntry {
   secret?: string;
   privateKey?: string;
   publicKey?: string;
+  /** Set by `gatehouse keys rotate --prepare`: verifies already, signs after the next rotate. */
+  preparedAt?: string;
+  /** Set by `gatehouse keys rotate` when the key stopped signing (ISO time); it still verifies. */
+  retiredAt?: string;
+  /** When no token signed by this retired key can still be valid: it may be removed after this. */
+  removableAfter?: string;
 }
 
 /** `keys.json`: the signing key is `signingKid`; every listed key verifies (rotation). */
@@ -101,10 +114,29 @@ export function keyRingFrom(file: KeysFile, algorithms: readonly string[]): KeyR
   return { signing, byKid };
 }
 
+/** A new key id: the date and a random suffix, e.g. `k20261202-3fa1c9`. */
+export function newKid(now = new Date()): string {
+  return `k${now.toISOString().slice(0, 10).replaceAll('-', '')}-${randomBytes(3).toString('hex')}`;
+}
+
+/** A new key of the given algorithm: a 32-byte secret (HMAC) or a PEM key pair (RSA 2048 bits). */
+export function generateKeyEntry(alg: JwtAlgorithm, kid = newKid()): KeyFileEntry {
+  if (alg.startsWith('HS')) return { kid, alg, secret: randomBytes(alg === 'HS256' ? 32 : 64).toString('base64url') };
+  const publicKeyEncoding = { type: 'spki', format: 'pem' } as const;
+  const privateKeyEncoding = { type: 'pkcs8', format: 'pem' } as const;
+  const pair: { privateKey: string; publicKey: string } =
+    alg === 'EdDSA'
+      ? generateKeyPairSync('ed25519', { publicKeyEncoding, privateKeyEncoding })
+      : alg === 'ES256'
+        ? generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding, privateKeyEncoding })
+        : generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding, privateKeyEncoding });
+  return { kid, alg, privateKey: pair.privateKey, publicKey: pair.publicKey };
+}
+
 /** A fresh keys file with one random HS256 secret. */
 export function generateKeysFile(): KeysFile {
-  const kid = `k${new Date().toISOString().slice(0, 10).replaceAll('-', '')}-${randomBytes(3).toString('hex')}`;
-  return { signingKid: kid, keys: [{ kid, alg: 'HS256', secret: randomBytes(32).toString('base64url') }] };
+  const entry = generateKeyEntry('HS256');
+  return { signingKid: entry.kid, keys: [entry] };
 }
 
 /** Reads the keys file, creating it (mode 0600) with a generated secret if it does not exist. */

@@ -10,7 +10,8 @@ import { api } from './test-server.js';
 
 /** The compiled CLI next to this compiled helper (dist/test/helpers → dist/src/cli.js). */
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
-const SERVING = /Gatehouse is serving on (https?:\/\/\S+)/;
+/** The node's "listening" log line (stdout is JSON log lines only). */
+const SERVING = /"url":"(https?:\/\/[^"]+)"[^\n]*"msg":"gatehouse listening"/;
 /** How long a node may take to print its URL (three processes start at once on two cores). */
 const START_WAIT_MS = 30_000;
 /** How long a node may take to shut down on SIGTERM before it is killed. */
@@ -240,7 +241,7 @@ export class Cluster {
       GATEHOUSE_TOKENS_KEYS_FILE: keysFile,
       GATEHOUSE_ADMIN_KEY: adminKey,
       GATEHOUSE_DEMO_SEED: 'false',
-      GATEHOUSE_LOG_LEVEL: 'warn',
+      GATEHOUSE_LOG_LEVEL: 'info', // the "listening" line is at info
       GATEHOUSE_LIMITS_HANDSHAKES_PER_SECOND_PER_IP: '100000',
       GATEHOUSE_LIMITS_LOGIN_ATTEMPTS_PER_IP: '100000',
       GATEHOUSE_LIMITS_CUSTOMER_TOKENS_PER_MINUTE_PER_IP: '100000',

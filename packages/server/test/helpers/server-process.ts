@@ -20,7 +20,7 @@ export interface ServerProcess {
 /**
  * `gatehouse serve` as a separate process on a free loopback port, so a test can kill it
  * with SIGKILL and start it again on the same data folder. Resolves once it printed the
- * line "Gatehouse is serving on http://127.0.0.1:PORT".
+ * "gatehouse listening" log line with its URL.
  */
 export function spawnServer(
   dataDir: string,
@@ -33,7 +33,7 @@ export function spawnServer(
       GATEHOUSE_ADMIN_KEY: adminKey,
       GATEHOUSE_LIMITS_HANDSHAKES_PER_SECOND_PER_IP: '100000',
       GATEHOUSE_LIMITS_MESSAGES_PER_SECOND: '100000',
-      GATEHOUSE_LOG_LEVEL: 'warn',
+      GATEHOUSE_LOG_LEVEL: 'info', // the "listening" line is at info
       GATEHOUSE_DEMO_SEED: 'false',
       ...options.env,
     },
@@ -54,7 +54,7 @@ export function spawnServer(
     }, 2 * WAIT_MS);
     child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
-      const match = /Gatehouse is serving on (http:\/\/[^\s]+)/.exec(stdout);
+      const match = /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"gatehouse listening"/.exec(stdout);
       if (!match) return;
       clearTimeout(timer);
       const url = match[1] as string;

@@ -1,0 +1,109 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { Gatehouse } from './app.js';
+import { type CliCommand, configFrom, type Flags, UsageError } from './cli-command.js';
+import type { ConfigInput, GatehouseConfig } from './config.js';
+import { createLogger } from './logger.js';
+
+/** Demo data only where it cannot surprise anyone: a new embedded store, unless the operator says. */
+export function shouldSeedDemo(config: GatehouseConfig): boolean {
+  if (config.demo.seed !== 'auto') return config.demo.seed;
+  return !/^postgres(ql)?:\/\//.test(config.store.url);
+}
+
+/** Writes the banner owner-only (0600), replacing an older one. */
+function writePrivate(file: string, text: string): void {
+  const fd = openSync(file, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function serve(_args: string[], flags: Flags): Promise<number> {
+  const overrides: ConfigInput = {};
+  const sources: Record<string, string> = {};
+  if (typeof flags.host === 'string') {
+    overrides.server = { ...overrides.server, host: flags.host };
+    sources['server.host'] = 'flag --host';
+  }
+  if (typeof flags.port === 'string') {
+    const port = Number(flags.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be 0-65535');
+    overrides.server = { ...overrides.server, port };
+    sources['server.port'] = 'flag --port';
+  }
+  if (typeof flags['banner-file'] === 'string') {
+    overrides.bannerFile = flags['banner-file'];
+    sources.bannerFile = 'flag --banner-file';
+  }
+  const warnings: string[] = [];
+  const config = configFrom(flags, { overrides, sources, warn: (m) => warnings.push(m) });
+  // stdout carries the JSON log only; the banner (secrets) goes to a terminal or a private file.
+  const log = createLogger(config.log.level);
+  for (const warning of warnings) log.warn(warning);
+  const gatehouse = await Gatehouse.create({ config, logger: log });
+  const { url } = await gatehouse.listen();
+  const { notes, services } = gatehouse;
+  log.info({ url, dataDir: notes.dataDir, node: services.nodeId }, 'gatehouse listening');
+
+  const banner: string[] = [];
+  if (notes.generatedAdminKey)
+    banner.push(`Admin key (generated, kept in ${join(notes.dataDir, 'admin-key')}): ${notes.generatedAdminKey}`);
+  if (notes.keysFileCreated && shouldSeedDemo(config)) {
+    const password = `demo-${Math.random().toString(36).slice(2, 10)}`;
+    await services.auth
+      .createAccount({ kind: 'agent', username: 'demo-agent', password, name: 'Demo Agent' })
+      .catch(() => {});
+    const app = await services.auth.createAppKey('demo app');
+    banner.push(
+      '',
+      'First start: created a demo agent and a demo app key.',
+      `  agent: demo-agent / ${password}`,
+      `  app key: ${app.key}`,
+      '',
+      'Try:',
+      `  curl -s ${url}/api/v1/public/login -H 'content-type: application/json' -d '{"username":"demo-agent","password":"${password}"}'`,
+      `  curl -s ${url}/openapi/v1/user/login -H 'X-App-Key: ${app.key}' -H 'content-type: application/json' -d '{"id":"alice","nickname":"Alice","device":"im_web"}'`,
+      `  curl -s ${url}/api/v1/public/customer-token -H 'content-type: application/json' -d '{"name":"Visitor","channel":"web"}'`,
+      `  npx gatehouse probe ${url.replace(/^http/, 'ws')}/ws/chat --token <token from the login above> --hello`,
+    );
+    log.info({ username: 'demo-agent' }, 'demo agent and demo app key created');
+  }
+  if (banner.length > 0) {
+    const file = config.bannerFile || join(notes.dataDir, 'first-start.txt');
+    writePrivate(file, `${banner.join('\n')}\n`);
+    log.info({ file }, 'first start: the admin key and demo login are in this file (mode 0600)');
+  }
+  if (process.stderr.isTTY)
+    process.stderr.write(`${[`Gatehouse is serving on ${url}  (data: ${notes.dataDir})`, ...banner].join('\n')}\n`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    gatehouse.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  return -1;
+}
+
+export const serveCommand: CliCommand = {
+  name: 'serve',
+  usage: ['serve [--config FILE] [--host H] [--port P] [--data-dir DIR] [--banner-file FILE]'],
+  options: {
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'banner-file': { type: 'string' },
+  },
+  run: serve,
+};
