@@ -157,6 +157,39 @@ for (const backend of BACKENDS) {
       );
     });
 
+    it('closes the socket that got `connected` first with 4409 within a second when the same device connects on two nodes at once, 100 rounds in a row', async () => {
+      const token = await loginUser(a, appKey, 'ruth');
+      const pairs: [ClusterNode, ClusterNode][] = [
+        [a, b],
+        [b, c],
+        [c, a],
+      ];
+      for (let round = 1; round <= 100; round++) {
+        const pair = pairs[round % pairs.length] as [ClusterNode, ClusterNode];
+        // The order in which the `connected` frames arrived here.
+        const greeted: TestClient[] = [];
+        const sockets = pair.map((node) => {
+          const client = clients.track(TestClient.connect(`${node.wsUrl}/ws`, bearer(token)));
+          client.next('connected').then(() => greeted.push(client));
+          return client;
+        });
+        await within(
+          eventually(() => assert.equal(greeted.length, 2), WAIT_MS, 'both connected'),
+          `round ${round}: both sockets connected`,
+        );
+        const [first, later] = greeted as [TestClient, TestClient];
+        const closed: { code: number; reason: string } = await within(
+          first.closed,
+          `round ${round}: the socket connected first (on ${pair[sockets.indexOf(first)]?.name}) closing`,
+          REVOCATION_WAIT_MS,
+        );
+        assert.deepEqual(closed, { code: 4409, reason: 'REPLACED' }, `round ${round}`);
+        assert.equal((await later.request({ type: 'whoami' })).code, 200, `round ${round}: the later socket stays`);
+        later.ws.terminate();
+        await later.closed;
+      }
+    });
+
     it('ends with exactly one open socket when the same device connects on A, B and C at once, round after round', async () => {
       const token = await loginUser(a, appKey, 'erin');
       const sockets: { client: TestClient; sessionId: string }[] = [];

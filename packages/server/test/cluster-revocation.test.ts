@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { eventually } from './helpers/broker-conformance.js';
+import { type BrokerServerProcess, startNatsServer, startRedisServer } from './helpers/broker-server-process.js';
+import { Cluster, type ClusterNode, loginUser } from './helpers/cluster.js';
+import { Clients } from './helpers/messaging.js';
+import { api } from './helpers/test-server.js';
+import { TestClient, WAIT_MS } from './helpers/ws-client.js';
+import { within } from './helpers/ws-expect.js';
+
+/*
+ * Revocations across nodes when the broker is away (issue 7, item 2): the store is the
+ * truth, each node's revocation cache forgets within `auth.revocationCacheTtl`, and a node
+ * re-checks its live sockets when its broker connection comes back. Separate processes run
+ * on the real clock, so the tests poll for each outcome with a generous bound instead of
+ * asserting how long it took.
+ */
+
+const POSTGRES_URL = process.env.GATEHOUSE_TEST_POSTGRES_URL ?? '';
+const notSet = (name: string) => `${name} is not set (give it a server URL to run the multi-node tests)`;
+/** A short cache lifetime for these clusters, so the bound is reached in a test's time. */
+const CACHE_TTL = '1s';
+/** Generous: the TTL plus two cores' worth of slack; polled, never asserted as a duration. */
+const CONVERGE_MS = 4 * WAIT_MS;
+
+const BACKENDS = [
+  { name: 'Redis', variable: 'GATEHOUSE_TEST_REDIS_URL', startServer: startRedisServer },
+  { name: 'NATS', variable: 'GATEHOUSE_TEST_NATS_URL', startServer: startNatsServer },
+];
+
+const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
+
+/** How `node` answers a handshake with `token` now: `open`, or the refusal's status and code. */
+async function handshake(clients: Clients, node: ClusterNode, token: string): Promise<string> {
+  const client = clients.track(TestClient.connect(`${node.wsUrl}/ws`, bearer(token)));
+  const outcome = await within(
+    Promise.race([
+      client.opened.then(() => 'open'),
+      client.rejection.then((r) => `${r.status} ${r.headers['x-websocket-error-code']}`),
+    ]),
+    'handshake outcome',
+  );
+  client.ws.terminate();
+  return outcome;
+}
+
+async function readiness(node: ClusterNode, status: number): Promise<void> {
+  await eventually(
+    async () => assert.equal((await api(node, 'GET', '/readyz')).status, status),
+    CONVERGE_MS,
+    `node ${node.name} /readyz ${status}`,
+  );
+}
+
+for (const backend of BACKENDS) {
+  const skip = !POSTGRES_URL
+    ? notSet('GATEHOUSE_TEST_POSTGRES_URL')
+    : !process.env[backend.variable]
+      ? notSet(backend.variable)
+      : false;
+
+  describe(`revocations across Gatehouse processes on PostgreSQL + a ${backend.name} server that goes away`, {
+    skip,
+  }, () => {
+    let brokerServer: BrokerServerProcess | undefined;
+    let cluster: Cluster | undefined;
+    const clients = new Clients();
+    after(async () => {
+      await clients.closeAll();
+      await cluster?.close();
+      await brokerServer?.stop();
+    });
+
+    it('logs out, revokes and blocks on A while the broker is down, B refuses those tokens within the cache lifetime, and closes their live sockets once the broker is back', async () => {
+      brokerServer = await backend.startServer();
+      cluster = await Cluster.start({
+        postgresUrl: POSTGRES_URL,
+        brokerUrl: brokerServer.url,
+        nodes: ['a', 'b'],
+        env: { GATEHOUSE_AUTH_REVOCATION_CACHE_TTL: CACHE_TTL },
+      });
+      const [a, b] = [cluster.node('a'), cluster.node('b')];
+      const appKey = await cluster.createAppKey(a);
+      const loggedOut = await loginUser(a, appKey, 'lou');
+      const revoked = await loginUser(a, appKey, 'rae');
+      const blocked = await loginUser(a, appKey, 'bo');
+      const bystander = await loginUser(a, appKey, 'sam');
+      // Live sockets on B; each handshake also put "not revoked, not blocked" in B's cache.
+      const live = {
+        loggedOut: await clients.device(b, '/ws', loggedOut),
+        revoked: await clients.device(b, '/ws', revoked),
+        blocked: await clients.device(b, '/ws', blocked),
+        bystander: await clients.device(b, '/ws', bystander),
+      };
+      for (const token of [loggedOut, revoked, blocked]) assert.equal(await handshake(clients, b, token), 'open');
+
+      await brokerServer.kill();
+      await readiness(a, 503);
+      await readiness(b, 503);
+
+      // Each answers success once the store committed, though nothing could be published.
+      assert.equal((await api(a, 'POST', '/api/v1/auth/logout', bearer(loggedOut))).status, 204);
+      assert.equal((await cluster.admin(a, 'POST', '/api/v1/admin/principals/rae/revoke')).status, 200);
+      assert.equal((await cluster.admin(a, 'POST', '/api/v1/admin/principals/bo/block')).status, 200);
+
+      // B heard nothing, but its cache entries expire: new handshakes are refused.
+      await eventually(
+        async () => {
+          assert.equal(await handshake(clients, b, loggedOut), '401 TOKEN_REVOKED');
+          assert.equal(await handshake(clients, b, revoked), '401 TOKEN_REVOKED');
+          assert.equal(await handshake(clients, b, blocked), '403 FORBIDDEN');
+        },
+        CONVERGE_MS,
+        'B refusing the revoked tokens while the broker is down',
+      );
+      // And so does B's REST API.
+      assert.equal((await api(b, 'GET', '/api/v1/conversations', bearer(loggedOut))).status, 401);
+
+      // When the broker is back, B re-checks its live sockets against the store.
+      await brokerServer.start();
+      const closes = await Promise.all(
+        [live.loggedOut, live.revoked, live.blocked].map((device) =>
+          within(device.client.closed, 'a revoked socket on B closing after the broker is back', CONVERGE_MS),
+        ),
+      );
+      assert.deepEqual(closes, [
+        { code: 4410, reason: 'REVOKED' },
+        { code: 4410, reason: 'REVOKED' },
+        { code: 4410, reason: 'BLOCKED' },
+      ]);
+      await readiness(b, 200);
+      assert.equal((await live.bystander.client.request({ type: 'whoami' })).code, 200, 'the others stay');
+    });
+
+    it('answers the in-band logout frame once the session is revoked, with the broker down', async () => {
+      assert.ok(brokerServer && cluster);
+      const [a, b] = [cluster.node('a'), cluster.node('b')];
+      const appKey = await cluster.createAppKey(a);
+      const token = await loginUser(a, appKey, 'lin');
+      const onA = await clients.device(a, '/ws', token);
+      assert.equal(await handshake(clients, b, token), 'open');
+      await brokerServer.kill();
+      await readiness(a, 503);
+      const reply = await onA.client.request({ type: 'logout' });
+      assert.equal(reply.code, 200, JSON.stringify(reply));
+      assert.deepEqual(await within(onA.client.closed, 'the logged-out socket closing'), {
+        code: 1000,
+        reason: 'normal',
+      });
+      // Committed before the reply: this node refuses the token at once.
+      assert.equal(await handshake(clients, a, token), '401 TOKEN_REVOKED');
+      await eventually(
+        async () => assert.equal(await handshake(clients, b, token), '401 TOKEN_REVOKED'),
+        CONVERGE_MS,
+        'B refusing the logged-out token while the broker is down',
+      );
+      await brokerServer.start();
+      await readiness(a, 200);
+    });
+  });
+}
