@@ -31,6 +31,8 @@ export const CONFIG_DESCRIPTIONS: Record<string, string> = {
   'tokens.refreshTtl.customer': 'Refresh-token lifetime of customers.',
   'tokens.ticketTtl': 'Connect-ticket lifetime.',
   'tokens.expiringNotice': 'How long before expiry a socket gets `token_expiring`.',
+  'auth.revocationCacheTtl':
+    'How long a node trusts its cached "not revoked / not blocked" answer: the bound on a missed revocation while the broker is away.',
   'ws.endpoints': 'WebSocket endpoints: `[{path, kinds, tokenRequired, rejectMode}]` (JSON in the env variable).',
   'ws.maxFrameBytes': 'Largest client frame (4413 above).',
   'ws.authTimeout': 'An unauthenticated socket is closed with 4408 after this.',

@@ -57,6 +57,13 @@ export const DEFAULT_CONFIG = {
     ticketTtl: '30s',
     expiringNotice: '60s',
   },
+  auth: {
+    /**
+     * How long a node trusts its cached "not revoked / not blocked" answer before asking the
+     * store again: the bound on a missed revocation while the broker is away.
+     */
+    revocationCacheTtl: '5s',
+  },
   ws: {
     endpoints: [
       { path: '/ws', kinds: ['user'], tokenRequired: true, rejectMode: 'http' },
@@ -118,6 +125,7 @@ export const DURATION_KEYS = [
   'tokens.refreshTtl.customer',
   'tokens.ticketTtl',
   'tokens.expiringNotice',
+  'auth.revocationCacheTtl',
   'ws.authTimeout',
   'ws.heartbeatInterval',
   'ws.heartbeatTimeout',

@@ -30,9 +30,14 @@ const BACKENDS = [
 
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
 
-/** How `node` answers a handshake with `token` now: `open`, or the refusal's status and code. */
+/**
+ * How `node` answers a handshake with `token` now: `open`, or the refusal's status and code.
+ * As another device type than the tests' live sockets, so that an accepted probe replaces none.
+ */
 async function handshake(clients: Clients, node: ClusterNode, token: string): Promise<string> {
-  const client = clients.track(TestClient.connect(`${node.wsUrl}/ws`, bearer(token)));
+  const client = clients.track(
+    TestClient.connect(`${node.wsUrl}/ws`, { headers: { authorization: `Bearer ${token}`, devicetype: 'im_pc' } }),
+  );
   const outcome = await within(
     Promise.race([
       client.opened.then(() => 'open'),

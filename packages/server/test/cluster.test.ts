@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { systemClock } from '../src/clock.js';
 import { PostgresClusterState } from '../src/cluster/postgres-cluster-state.js';
 import { createLogger } from '../src/logger.js';
 import { eventually } from './helpers/broker-conformance.js';
@@ -367,13 +369,15 @@ for (const backend of BACKENDS) {
 
     it('stops counting a user online within one heartbeat window after the node holding its only socket is killed, also once that node is back', async () => {
       // What a node that joins now would see: the cluster state as every node reads it.
-      const view = new PostgresClusterState(
-        cluster.database.url,
-        `${cluster.prefix}-observer`,
-        2000,
-        LIVE_WINDOW_MS,
-        createLogger('silent'),
-      );
+      const pool = new pg.Pool({ connectionString: cluster.database.url, max: 1 });
+      const view = new PostgresClusterState({
+        pool,
+        node: `${cluster.prefix}-observer`,
+        heartbeatMs: 2000,
+        liveWindowMs: LIVE_WINDOW_MS,
+        clock: systemClock,
+        log: createLogger('silent'),
+      });
       const online = async () => [...(await view.online(['kate']))];
       try {
         const token = await loginUser(c, appKey, 'kate');
@@ -402,6 +406,7 @@ for (const backend of BACKENDS) {
         await eventually(async () => assert.deepEqual(await online(), ['kate']), WAIT_MS, 'kate online again');
       } finally {
         await view.stop();
+        await pool.end();
       }
     });
 

@@ -296,7 +296,19 @@ export class Gateway implements FrameContext {
       this.registry.add(conn);
       this.listen(conn);
       if (auth) {
-        this.attach(conn, auth, true).catch((err) => this.log.error({ err }, 'attach failed'));
+        const greet = () =>
+          conn.send({
+            type: 'connected',
+            code: 200,
+            body: {
+              message: CONNECTED_AUTHENTICATED_MESSAGE,
+              session_id: conn.id,
+              user: auth.principal,
+              expires_at: auth.expiresAt,
+            },
+            err_msg: '',
+          });
+        this.attach(conn, auth, greet).catch((err) => this.log.error({ err }, 'attach failed'));
         return;
       }
       conn.send({
@@ -330,10 +342,11 @@ export class Gateway implements FrameContext {
 
   /**
    * Claims the slot cluster-wide too (the local registry already replaced any local holder):
-   * the last claim wins, and a holder it displaced on another node is evicted there.
+   * the last claim wins, and a holder it displaced on another node is evicted there. Resolves
+   * once the claim is committed (or failed), never rejects.
    */
-  private claimClusterSlot(conn: Connection, slot: string): void {
-    this.inSlotOrder(slot, () =>
+  private claimClusterSlot(conn: Connection, slot: string): Promise<void> {
+    return this.inSlotOrder(slot, () =>
       this.slots.claimSlot(slot, conn.id).then(
         (previous) => {
           conn.slotClaimed = true;
@@ -353,12 +366,13 @@ export class Gateway implements FrameContext {
    * (already replaced) socket's claim would take the slot from it without evicting it, and a
    * later claim on another node would then evict the newer one and leave the device no socket.
    */
-  private inSlotOrder(slot: string, task: () => Promise<void>): void {
+  private inSlotOrder(slot: string, task: () => Promise<void>): Promise<void> {
     const next = (this.slotTasks.get(slot) ?? Promise.resolve()).then(task);
     this.slotTasks.set(slot, next);
     next.then(() => {
       if (this.slotTasks.get(slot) === next) this.slotTasks.delete(slot);
     });
+    return next;
   }
 
   /**
@@ -382,28 +396,22 @@ export class Gateway implements FrameContext {
   }
 
   /**
-   * Binds a verified principal to a socket and claims its device slot. `greet` sends the
-   * `connected` frame (handshake auth); in-band login/auth already replied instead.
+   * Binds a verified principal to a socket, claims its device slot, then `greet`s (the
+   * `connected` frame, or the in-band login/auth reply). The claim comes first: of two
+   * sockets of one device on two nodes, the one greeted later is the one whose claim came
+   * later, and that claim evicts the other (4409).
    */
-  async attach(conn: Connection, auth: AuthContext, greet = false): Promise<void> {
+  async attach(conn: Connection, auth: AuthContext, greet: () => void): Promise<void> {
     if (conn.closed) return;
     const wasUnauthenticated = conn.auth === null;
     conn.auth = auth;
     conn.deviceType = conn.declaredDeviceType ?? auth.deviceType ?? 'unknown';
     this.registry.authenticated(conn, wasUnauthenticated);
-    if (conn.slot) this.claimClusterSlot(conn, conn.slot);
-    if (greet)
-      conn.send({
-        type: 'connected',
-        code: 200,
-        body: {
-          message: CONNECTED_AUTHENTICATED_MESSAGE,
-          session_id: conn.id,
-          user: auth.principal,
-          expires_at: auth.expiresAt,
-        },
-        err_msg: '',
-      });
+    if (conn.slot) {
+      await this.claimClusterSlot(conn, conn.slot);
+      if (conn.closed) return;
+    }
+    greet();
     await this.hooks.onAuthenticated?.(conn);
   }
 

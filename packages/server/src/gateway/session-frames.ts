@@ -11,8 +11,8 @@ export interface FrameContext {
   auth: AuthService;
   clock: Clock;
   registry: ConnectionRegistry;
-  /** Binds a verified principal to the socket (slot claim, replay) — see Gateway.attach. */
-  attach(conn: Connection, auth: AuthContext): Promise<void>;
+  /** Binds a verified principal to the socket (slot claim, then `greet`, then replay) — see Gateway.attach. */
+  attach(conn: Connection, auth: AuthContext, greet: () => void): Promise<void>;
   checkKind(conn: Connection, auth: AuthContext): void;
 }
 
@@ -61,16 +61,17 @@ export const login: FrameHandler = async (ctx, conn, frame) => {
     deviceId,
   };
   ctx.checkKind(conn, auth);
-  conn.sendRaw(
-    okReply(frame, 'login', {
-      token: issued.token,
-      ...(issued.refreshToken ? { refresh_token: issued.refreshToken } : {}),
-      expires_at: issued.expiresAt,
-      session_id: conn.id,
-      user: issued.principal,
-    }),
+  await ctx.attach(conn, auth, () =>
+    conn.sendRaw(
+      okReply(frame, 'login', {
+        token: issued.token,
+        ...(issued.refreshToken ? { refresh_token: issued.refreshToken } : {}),
+        expires_at: issued.expiresAt,
+        session_id: conn.id,
+        user: issued.principal,
+      }),
+    ),
   );
-  await ctx.attach(conn, auth);
 };
 
 export const auth: FrameHandler = async (ctx, conn, frame) => {
@@ -79,8 +80,11 @@ export const auth: FrameHandler = async (ctx, conn, frame) => {
   const context = await ctx.auth.authenticate(token.replace(/^bearer\s+/i, ''), conn.deviceId);
   requireUnauthenticated(conn);
   ctx.checkKind(conn, context);
-  conn.sendRaw(okReply(frame, 'auth', { user: context.principal, session_id: conn.id, expires_at: context.expiresAt }));
-  await ctx.attach(conn, context);
+  await ctx.attach(conn, context, () =>
+    conn.sendRaw(
+      okReply(frame, 'auth', { user: context.principal, session_id: conn.id, expires_at: context.expiresAt }),
+    ),
+  );
 };
 
 export const hello: FrameHandler = (_ctx, conn, frame) => {
@@ -123,10 +127,23 @@ export const whoami: FrameHandler = (_ctx, conn, frame) => {
   conn.sendRaw(okReply(frame, 'whoami', principalBody(conn)));
 };
 
-/** Revokes the login session: this socket closes 1000, its other sockets 4410. */
+/**
+ * Revokes the login session, then replies: this socket closes 1000, its other sockets 4410.
+ * While the revocation commits, this socket is out of the session's index so that the
+ * session's kick (4410) reaches only the others.
+ */
 export const logout: FrameHandler = async (ctx, conn, frame) => {
-  const sid = (conn.auth as AuthContext).sid;
+  const auth = conn.auth as AuthContext;
+  const aside = `logout:${conn.id}`;
+  ctx.registry.changeSid(conn, auth.sid, aside);
+  conn.auth = { ...auth, sid: aside };
+  try {
+    await ctx.auth.revokeSession(auth.sid);
+  } catch (err) {
+    ctx.registry.changeSid(conn, aside, auth.sid);
+    conn.auth = auth;
+    throw err;
+  }
   conn.sendRaw(okReply(frame, 'logout', null));
   conn.close(CloseCode.NORMAL, 'normal');
-  await ctx.auth.revokeSession(sid);
 };
