@@ -148,7 +148,8 @@ export class PostgresClusterState implements ClusterState {
     await this.pool.query('DELETE FROM gh_nodes WHERE node = $1', [this.node]).catch(() => {});
   }
 
-  async claimSlot(slot: string, connectionId: string): Promise<SlotHolder | null> {
+  /** The advisory lock is held until COMMIT, so `whileHeld` runs before any later claim of the slot reads it. */
+  async claimSlot(slot: string, connectionId: string, whileHeld?: () => void): Promise<SlotHolder | null> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
@@ -162,6 +163,7 @@ export class PostgresClusterState implements ClusterState {
          ON CONFLICT (slot) DO UPDATE SET connection_id = $2, node = $3, claimed_at = now()`,
         [slot, connectionId, this.node],
       );
+      whileHeld?.();
       await client.query('COMMIT');
       this.localSlots.set(slot, connectionId);
       const row = previous.rows[0];

@@ -118,6 +118,26 @@ export function clusterStateConformance(target: ClusterStateTarget): void {
       assert.equal(new Set(previous).size, previous.length, 'nobody is displaced twice');
     });
 
+    it("runs each claim's whileHeld before any later claim of the slot is decided, on every node", async () => {
+      const nodes = target.shared
+        ? [await fixture.node('a'), await fixture.node('b'), await fixture.node('c')]
+        : [await fixture.node('a')];
+      const ids = Array.from({ length: 30 }, (_, i) => `h${i}`);
+      const heldOrder: string[] = [];
+      const displaced = await Promise.all(
+        ids.map((id, i) =>
+          (nodes[i % nodes.length] as ClusterState).claimSlot('ivy|web', id, () => heldOrder.push(id)),
+        ),
+      );
+      assert.equal(heldOrder.length, ids.length, 'whileHeld ran once per claim');
+      const previousOf = new Map(ids.map((id, i) => [id, displaced[i]?.connectionId ?? null]));
+      // The order whileHeld ran in is the order the claims took the slot: each displaced the one before.
+      assert.deepEqual(
+        heldOrder.map((id) => previousOf.get(id)),
+        [null, ...heldOrder.slice(0, -1)],
+      );
+    });
+
     it('counts presence across nodes and forgets a stopped node', { skip: notShared }, async () => {
       const [a, b] = [await fixture.node('a'), await fixture.node('b')];
       assert.equal(await a.connected('hal'), true);
