@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { eventually } from './helpers/broker-conformance.js';
+import { ManualClock } from '../src/clock.js';
+import { generateKeysFile } from '../src/tokens/signing-keys.js';
+import { eventually, uniquePrefix } from './helpers/broker-conformance.js';
 import { type BrokerServerProcess, startNatsServer, startRedisServer } from './helpers/broker-server-process.js';
 import { Cluster, type ClusterNode, loginUser } from './helpers/cluster.js';
 import { Clients } from './helpers/messaging.js';
-import { api } from './helpers/test-server.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
+import { api, createAppKey, startServer, type TestServer, userToken } from './helpers/test-server.js';
 import { TestClient, WAIT_MS } from './helpers/ws-client.js';
 import { within } from './helpers/ws-expect.js';
 
@@ -34,7 +40,7 @@ const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}`
  * How `node` answers a handshake with `token` now: `open`, or the refusal's status and code.
  * As another device type than the tests' live sockets, so that an accepted probe replaces none.
  */
-async function handshake(clients: Clients, node: ClusterNode, token: string): Promise<string> {
+async function handshake(clients: Clients, node: { wsUrl: string }, token: string): Promise<string> {
   const client = clients.track(
     TestClient.connect(`${node.wsUrl}/ws`, { headers: { authorization: `Bearer ${token}`, devicetype: 'im_pc' } }),
   );
@@ -49,11 +55,11 @@ async function handshake(clients: Clients, node: ClusterNode, token: string): Pr
   return outcome;
 }
 
-async function readiness(node: ClusterNode, status: number): Promise<void> {
+async function readiness(node: { name?: string; url: string }, status: number): Promise<void> {
   await eventually(
     async () => assert.equal((await api(node, 'GET', '/readyz')).status, status),
     CONVERGE_MS,
-    `node ${node.name} /readyz ${status}`,
+    `node ${node.name ?? node.url} /readyz ${status}`,
   );
 }
 
@@ -161,6 +167,83 @@ for (const backend of BACKENDS) {
       );
       await brokerServer.start();
       await readiness(a, 200);
+    });
+  });
+}
+
+for (const backend of BACKENDS) {
+  const skip = !POSTGRES_URL
+    ? notSet('GATEHOUSE_TEST_POSTGRES_URL')
+    : !process.env[backend.variable]
+      ? notSet(backend.variable)
+      : false;
+
+  describe(`two Gatehouse nodes in one process on one ManualClock, PostgreSQL + a ${backend.name} server that goes away`, {
+    skip,
+  }, () => {
+    let brokerServer: BrokerServerProcess | undefined;
+    let db: TestDatabase | undefined;
+    let dir: string | undefined;
+    const nodes: TestServer[] = [];
+    const clients = new Clients();
+    after(async () => {
+      await clients.closeAll();
+      for (const node of nodes) await node.close();
+      await brokerServer?.stop();
+      await db?.drop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('refuses a token logged out on A on node B once auth.revocationCacheTtl has passed on the clock, while the broker is down', async () => {
+      brokerServer = await backend.startServer();
+      db = await createTestDatabase();
+      dir = mkdtempSync(join(tmpdir(), 'gatehouse-two-nodes-'));
+      const keysFile = join(dir, 'keys.json');
+      writeFileSync(keysFile, JSON.stringify(generateKeysFile()), { mode: 0o600 });
+      const clock = new ManualClock(Date.now());
+      const prefix = uniquePrefix('two-nodes');
+      for (const name of ['a', 'b'])
+        nodes.push(
+          await startServer(
+            {
+              nodeId: `${prefix}-${name}`,
+              store: { url: db.url, poolSize: 3 },
+              broker: { url: brokerServer.url, prefix },
+              tokens: { keysFile },
+              auth: { revocationCacheTtl: '5s' },
+              demo: { seed: false },
+            },
+            { clock },
+          ),
+        );
+      const [a, b] = nodes as [TestServer, TestServer];
+      const appKey = await createAppKey(a);
+      const token = await userToken(a, appKey, 'uma');
+      const live = await clients.device(b, '/ws', token);
+      assert.equal(await handshake(clients, b, token), 'open', "B's cache now says: not revoked");
+
+      await brokerServer.kill();
+      for (const node of nodes)
+        await eventually(
+          () => assert.notEqual(node.gatehouse.services.broker.status(), 'ready'),
+          WAIT_MS,
+          'the broker seen as away',
+        );
+      assert.equal((await api(a, 'POST', '/api/v1/auth/logout', bearer(token))).status, 204);
+      assert.equal(await handshake(clients, a, token), '401 TOKEN_REVOKED', 'A knows at once');
+      // B heard nothing and trusts its entry for the configured lifetime, not one moment longer.
+      clock.advance(4999);
+      assert.equal(await handshake(clients, b, token), 'open', 'within the lifetime');
+      clock.advance(1);
+      assert.equal(await handshake(clients, b, token), '401 TOKEN_REVOKED');
+      assert.equal((await api(b, 'GET', '/api/v1/conversations', bearer(token))).status, 401);
+
+      // B's live socket of that session closes once B's broker connection is back.
+      await brokerServer.start();
+      assert.deepEqual(await within(live.client.closed, 'the live socket on B closing', CONVERGE_MS), {
+        code: 4410,
+        reason: 'REVOKED',
+      });
     });
   });
 }

@@ -180,11 +180,19 @@ for (const backend of BACKENDS) {
           `round ${round}: both sockets connected`,
         );
         const [first, later] = greeted as [TestClient, TestClient];
+        let laterClosed: { code: number; reason: string } | null = null;
+        later.closed.then((c) => {
+          laterClosed = c;
+        });
         const closed: { code: number; reason: string } = await within(
           first.closed,
           `round ${round}: the socket connected first (on ${pair[sockets.indexOf(first)]?.name}) closing`,
           REVOCATION_WAIT_MS,
-        );
+        ).catch((err: Error) => {
+          throw new Error(
+            `${err.message}; the later one: ${JSON.stringify(laterClosed ?? 'open')}, ${JSON.stringify(later.frames)}\n${cluster.output().slice(-3000)}`,
+          );
+        });
         assert.deepEqual(closed, { code: 4409, reason: 'REPLACED' }, `round ${round}`);
         assert.equal((await later.request({ type: 'whoami' })).code, 200, `round ${round}: the later socket stays`);
         later.ws.terminate();
