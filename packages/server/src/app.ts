@@ -344,10 +344,16 @@ export class Gatehouse {
     };
   }
 
-  /** Starts listening; resolves with the bound address (port 0 picks a free one). */
+  /** Starts listening; resolves with the bound address (port 0 picks a free one). Closes everything when it cannot. */
   async listen(): Promise<{ host: string; port: number; url: string }> {
     const { host, port } = this.services.config.server;
-    await this.rest.listen({ host, port });
+    try {
+      await this.rest.listen({ host, port });
+    } catch (err) {
+      // A port in use is a failed start too: nothing stays open behind the error.
+      await this.close();
+      throw err;
+    }
     const address = this.rest.server.address();
     const bound = typeof address === 'object' && address ? address.port : port;
     const scheme = this.services.config.server.tlsCert ? 'https' : 'http';

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -24,6 +25,16 @@ const REDIS_URL = process.env.GATEHOUSE_TEST_REDIS_URL ?? '';
 const NATS_URL = process.env.GATEHOUSE_TEST_NATS_URL ?? '';
 /** The compiled app next to this compiled test (dist/test → dist/src/app.js). */
 const APP = pathToFileURL(join(import.meta.dirname, '..', 'src', 'app.js')).href;
+
+/** How many connections the PostgreSQL server has for this application name (as a string). */
+async function connectionCount(url: string, application: string): Promise<string | undefined> {
+  const rows = await adminQuery<{ n: string }>(
+    url,
+    'SELECT COUNT(*) AS n FROM pg_stat_activity WHERE application_name = $1',
+    [application],
+  );
+  return rows[0]?.n;
+}
 
 function failingConfig(storeUrl: string, brokerUrl: string, prefix: string, dataDir: string): ConfigInput {
   return {
@@ -82,6 +93,37 @@ describe('a start that fails after the store opened', { skip: POSTGRES_SKIP }, (
       assert.deepEqual(clients, [], 'no Redis connection left');
     } finally {
       redis.disconnect();
+    }
+  });
+
+  it('closes its PostgreSQL connections when it cannot listen (the port is taken)', async () => {
+    const application = `gh_port_taken_${randomBytes(4).toString('hex')}`;
+    const storeUrl = new URL(db.url);
+    storeUrl.searchParams.set('application_name', application);
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address() as AddressInfo;
+    try {
+      const config = loadConfig({
+        overrides: {
+          server: { host: '127.0.0.1', port },
+          dataDir: dir,
+          adminKey: 'test-admin-key',
+          store: { url: storeUrl.toString(), poolSize: 3 },
+          log: { level: 'silent' },
+          demo: { seed: false },
+        },
+      });
+      const gatehouse = await Gatehouse.create({ config, logger: createLogger('silent') });
+      assert.ok(Number(await connectionCount(db.url, application)) > 0, 'the started node holds connections');
+      await assert.rejects(gatehouse.listen(), /EADDRINUSE/);
+      await eventually(
+        async () => assert.equal(await connectionCount(db.url, application), '0'),
+        WAIT_MS,
+        'no PostgreSQL connection left',
+      );
+    } finally {
+      blocker.close();
     }
   });
 
