@@ -25,6 +25,7 @@ import { GatehouseError, isGatehouseError } from '../errors.js';
 import { hotCounters } from '../metrics.js';
 import { Connection } from './connection.js';
 import { ConnectionRegistry, kick } from './connection-registry.js';
+import { flushConnection } from './frame-writer.js';
 import { clientIp, type DeviceContext, deviceContext, findCredential } from './handshake-request.js';
 import { errorEvent, errorReply, type RequestFrame } from './replies.js';
 import type { FrameContext, FrameHandler } from './session-frames.js';
@@ -405,6 +406,9 @@ export class Gateway implements FrameContext {
             greeted = true;
             this.bind(conn, auth);
             greet();
+            // Handed to the socket now, not at the end of this turn: the greeting leaves before
+            // the claim is released, so a later claim's greeting cannot overtake it.
+            flushConnection(conn);
           };
           const claimed = await this.claimClusterSlot(conn, slot, bindAndGreet);
           if (claimed && !greeted) {
