@@ -13,7 +13,8 @@ export const CONFIG_DESCRIPTIONS: Record<string, string> = {
   adminKey: 'The `X-Admin-Key`; generated into `<dataDir>/admin-key` and printed once when empty.',
   'store.url':
     'Empty or `sqlite:PATH` for the embedded SQLite store (default `<dataDir>/gatehouse.db`); `postgres://USER:PASSWORD@HOST:PORT/DB` for PostgreSQL (several nodes).',
-  'store.poolSize': 'PostgreSQL: connections each node keeps at most.',
+  'store.poolSize':
+    'PostgreSQL: connections each node keeps at most (its one pool: store, cluster state and rate limits).',
   'store.connectTimeout': 'PostgreSQL: a new connection not made within this fails the call (and `/readyz`).',
   'store.queryTimeout': 'PostgreSQL: a statement unanswered within this fails the call; its connection is dropped.',
   'broker.url': '`memory://` (in-process, one node), `redis://HOST:PORT` or `nats://HOST:PORT` (a cluster).',
