@@ -8,7 +8,7 @@ import { AuthService } from './auth/auth-service.js';
 import { RateLimits } from './auth/rate-limits.js';
 import { RevocationCache } from './auth/revocation-cache.js';
 import { type LimiterBackend, sharedLimiters } from './auth/shared-rate-limiters.js';
-import type { Broker } from './broker/broker.js';
+import type { Broker, BrokerStatus } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory-broker.js';
 import { NatsBroker } from './broker/nats-broker.js';
 import { RedisBroker } from './broker/redis-broker.js';
@@ -318,9 +318,12 @@ export class Gatehouse {
     // for the subscriptions only while the first connection attempt has not failed.
     let stopWaiting = () => {};
     const unreachable = new Promise<void>((resolve) => {
+      const given = (status: BrokerStatus) => status === 'reconnecting' || status === 'closed';
       stopWaiting = broker.onStatus((status) => {
-        if (status === 'reconnecting' || status === 'closed') resolve();
+        if (given(status)) resolve();
       });
+      // It may have failed already while the store and the cluster state were opening.
+      if (given(broker.status())) resolve();
     });
     await Promise.race([subscribed, unreachable]);
     stopWaiting();

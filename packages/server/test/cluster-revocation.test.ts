@@ -245,5 +245,32 @@ for (const backend of BACKENDS) {
         reason: 'REVOKED',
       });
     });
+
+    it('starts a node on PostgreSQL while the broker is down: it serves, answers /readyz 503, and is ready once the broker is back', async () => {
+      assert.ok(brokerServer && db && dir);
+      const [a] = nodes as [TestServer];
+      await brokerServer.kill();
+      const prefix = a.gatehouse.services.config.broker.prefix;
+      const c = await within(
+        startServer(
+          {
+            nodeId: `${prefix}-c`,
+            store: { url: db.url, poolSize: 3 },
+            broker: { url: brokerServer.url, prefix },
+            tokens: { keysFile: join(dir, 'keys.json') },
+            demo: { seed: false },
+          },
+          { clock: a.clock },
+        ),
+        'a start with the broker down',
+      );
+      nodes.push(c);
+      assert.equal((await api(c, 'GET', '/readyz')).status, 503);
+      const appKey = await createAppKey(c);
+      const token = await userToken(c, appKey, 'newcomer');
+      assert.equal(await handshake(clients, c, token), 'open', 'it serves without the broker');
+      await brokerServer.start();
+      await readiness(c, 200);
+    });
   });
 }
