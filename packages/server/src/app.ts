@@ -2,16 +2,19 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { AuthService } from './auth/auth-service.js';
 import { RateLimits } from './auth/rate-limits.js';
 import { RevocationCache } from './auth/revocation-cache.js';
-import { sharedLimiters } from './auth/shared-rate-limiters.js';
-import type { Broker } from './broker/broker.js';
+import { type LimiterBackend, sharedLimiters } from './auth/shared-rate-limiters.js';
+import type { Broker, BrokerStatus } from './broker/broker.js';
+import { subscribeWhenReachable } from './broker/broker-subscriptions.js';
 import { MemoryBroker } from './broker/memory-broker.js';
 import { NatsBroker } from './broker/nats-broker.js';
 import { RedisBroker } from './broker/redis-broker.js';
 import { type Clock, systemClock } from './clock.js';
+import { BrokerRecovery } from './cluster/broker-recovery.js';
 import type { ClusterState } from './cluster/cluster-state.js';
 import { MemoryClusterState } from './cluster/memory-cluster-state.js';
 import { PostgresClusterState } from './cluster/postgres-cluster-state.js';
@@ -86,19 +89,55 @@ function createStore(config: GatehouseConfig, dataDir: string, log: Logger): Sto
 }
 
 /** Slots and presence live where every node can reach them: PostgreSQL when the store is there. */
-function createClusterState(config: GatehouseConfig, nodeId: string, log: Logger): ClusterState {
-  const url = config.store.url;
-  if (/^postgres(ql)?:\/\//.test(url)) {
-    const heartbeat = ms(config, 'ws.heartbeatInterval');
-    return new PostgresClusterState(
-      url,
-      nodeId,
-      Math.min(heartbeat, 10_000),
-      heartbeat + ms(config, 'ws.heartbeatTimeout'),
-      log,
-    );
+function createClusterState(
+  config: GatehouseConfig,
+  nodeId: string,
+  pool: pg.Pool | null,
+  clock: Clock,
+  log: Logger,
+): ClusterState {
+  if (!pool) return new MemoryClusterState(nodeId);
+  const heartbeat = ms(config, 'ws.heartbeatInterval');
+  return new PostgresClusterState({
+    pool,
+    node: nodeId,
+    heartbeatMs: Math.min(heartbeat, 10_000),
+    liveWindowMs: heartbeat + ms(config, 'ws.heartbeatTimeout'),
+    clock,
+    log,
+  });
+}
+
+/** Rate-limit counters: Redis when the broker is Redis, else PostgreSQL when the store is, else memory. */
+function limiterBackend(config: GatehouseConfig, pool: pg.Pool | null): LimiterBackend {
+  const { url, prefix } = config.broker;
+  if (url.startsWith('redis://') || url.startsWith('rediss://')) return { kind: 'redis', url, prefix };
+  if (pool) return { kind: 'postgres', pool };
+  return { kind: 'memory' };
+}
+
+/**
+ * What a start opened, closed in the reverse order: on a failed start (nothing stays open
+ * behind the error) and on shutdown. A closer that fails is logged and the others still run.
+ */
+class Resources {
+  private readonly closers: { what: string; close: () => Promise<unknown> | unknown }[] = [];
+
+  constructor(private readonly log: Logger) {}
+
+  add(what: string, close: () => Promise<unknown> | unknown): void {
+    this.closers.push({ what, close });
   }
-  return new MemoryClusterState(nodeId);
+
+  async closeAll(): Promise<void> {
+    for (const { what, close } of this.closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        this.log.warn({ err, what }, 'closing failed');
+      }
+    }
+  }
 }
 
 function createBroker(config: GatehouseConfig, log: Logger): Broker {
@@ -116,10 +155,14 @@ export class Gatehouse {
     readonly services: Services,
     readonly rest: RestApp,
     readonly notes: StartupNotes,
-    private readonly delivery: Delivery,
-    private readonly closeLimiters: () => Promise<void>,
+    private readonly resources: Resources,
   ) {}
 
+  /**
+   * Opens the store, the broker and the rest, and wires them. A broker that is unreachable
+   * does not hold the start up (the node serves, not ready, and subscribes once it can); a
+   * start that fails closes everything it opened before the error.
+   */
   static async create(options: GatehouseOptions = {}): Promise<Gatehouse> {
     const config = isLoadedConfig(options.config) ? options.config : loadConfig({ overrides: options.config ?? {} });
     const clock = options.clock ?? systemClock;
@@ -129,39 +172,66 @@ export class Gatehouse {
     const keys = loadOrCreateKeysFile(config.tokens.keysFile || join(dataDir, 'keys.json'));
     const admin = resolveAdminKey(config, dataDir);
     const resolvedConfig: GatehouseConfig = Object.freeze({ ...config, adminKey: admin.key });
-
-    const store = createStore(resolvedConfig, dataDir, log);
+    const resources = new Resources(log);
     try {
-      await store.migrate();
+      const services = await Gatehouse.wire(resolvedConfig, keys.file, clock, log, resources);
+      const rest = await createRestApp(services, log);
+      resources.add('REST server', () => rest.close());
+      services.gateway.attachTo(rest.server);
+      resources.add('WebSocket gateway', () => services.gateway.close());
+      return new Gatehouse(
+        services,
+        rest,
+        { generatedAdminKey: admin.generated ? admin.key : null, keysFileCreated: keys.created, dataDir },
+        resources,
+      );
     } catch (err) {
-      await store.close();
+      await resources.closeAll();
       throw err;
     }
-    const broker = createBroker(resolvedConfig, log);
-    const nodeId = resolvedConfig.nodeId || `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
+  }
+
+  /** Everything but the HTTP side; each resource is added to `resources` as soon as it is open. */
+  private static async wire(
+    config: GatehouseConfig,
+    keysFile: Parameters<typeof keyRingFrom>[0],
+    clock: Clock,
+    log: Logger,
+    resources: Resources,
+  ): Promise<Services> {
+    const store = createStore(config, resolve(config.dataDir), log);
+    resources.add('store', () => store.close());
+    await store.migrate();
+    // One PostgreSQL pool per node: the store's, shared by the cluster state and rate limits.
+    const pool = store instanceof PostgresStore ? store.pool : null;
+    const broker = createBroker(config, log);
+    resources.add('broker', () => broker.close());
+    const nodeId = config.nodeId || `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
     const tokens = new TokenService(
-      keyRingFrom(keys.file, resolvedConfig.tokens.algorithms),
+      keyRingFrom(keysFile, config.tokens.algorithms),
       {
-        issuer: resolvedConfig.tokens.issuer,
-        audience: resolvedConfig.tokens.audience,
-        algorithms: resolvedConfig.tokens.algorithms,
-        clockToleranceMs: ms(resolvedConfig, 'tokens.clockTolerance'),
+        issuer: config.tokens.issuer,
+        audience: config.tokens.audience,
+        algorithms: config.tokens.algorithms,
+        clockToleranceMs: ms(config, 'tokens.clockTolerance'),
       },
       clock,
     );
-    const revocations = new RevocationCache(store);
-    const control = new ControlChannel(broker);
+    const revocations = new RevocationCache(store, clock, ms(config, 'auth.revocationCacheTtl'));
+    const control = new ControlChannel(broker, log.child({ component: 'control' }));
     control.on((event) => {
       if (event.op === 'session-revoked') revocations.markSessionRevoked(event.sid);
       else if (event.op === 'principal-revoked' || event.op === 'blocked' || event.op === 'unblocked')
         revocations.setPrincipal(event.id, { tokenVersion: event.tokenVersion, blocked: event.op === 'blocked' });
     });
-    const limiterBackend = sharedLimiters(resolvedConfig, log);
-    const limits = new RateLimits(resolvedConfig, limiterBackend.create);
-    await limiterBackend.ready();
-    const auth = new AuthService(store, tokens, revocations, control, limits, resolvedConfig, clock);
+    const limiters = sharedLimiters(limiterBackend(config, pool), log);
+    resources.add('rate limits', () => limiters.close());
+    const limits = new RateLimits(config, limiters.create);
+    await limiters.ready();
+    const auth = new AuthService(store, tokens, revocations, control, limits, config, clock);
 
-    const cluster = createClusterState(resolvedConfig, nodeId, log);
+    const cluster = createClusterState(config, nodeId, pool, clock, log);
+    resources.add('cluster state', () => cluster.stop());
     await cluster.start();
     let messaging: Messaging | null = null;
     let metrics: Metrics | null = null;
@@ -171,7 +241,7 @@ export class Gatehouse {
       clock,
       limits,
       control,
-      settings: gatewaySettings(resolvedConfig),
+      settings: gatewaySettings(config),
       log,
       nodeId,
       slots: cluster,
@@ -196,20 +266,48 @@ export class Gatehouse {
       (s) => m.storeLatency.observe(s),
     );
     presence = new PresenceNotifier(cluster, store, delivery, log);
-    messaging = new Messaging(
-      store,
-      new ConversationDirectory(store),
-      writer,
-      delivery,
-      control,
-      resolvedConfig,
-      clock,
-      log,
-    );
+    const conversations = new ConversationDirectory(store);
+    messaging = new Messaging(store, conversations, writer, delivery, control, config, clock, log);
     for (const [type, handler] of Object.entries(messageFrameHandlers(messaging))) gateway.handle(type, handler);
+    const drained = messaging;
+    resources.add('message writer', () => drained.drain());
 
-    const services: Services = {
-      config: resolvedConfig,
+    const recovery = new BrokerRecovery(broker, revocations, [conversations], gateway.registry, log);
+    recovery.start();
+    resources.add('broker recovery', () => recovery.stop());
+    resources.add('broker subscriptions', async () => {
+      await control.stop();
+      await delivery.stop();
+    });
+    const subscribed = Promise.all([
+      subscribeWhenReachable(
+        broker,
+        () => control.start(),
+        () => control.stop(),
+        log,
+      ),
+      subscribeWhenReachable(
+        broker,
+        () => delivery.start(),
+        () => delivery.stop(),
+        log,
+      ),
+    ]);
+    // Serve without the broker when it cannot be reached now (not ready until it is): wait
+    // for the subscriptions only while the first connection attempt has not failed.
+    let stopWaiting = () => {};
+    const unreachable = new Promise<void>((resolve) => {
+      const given = (status: BrokerStatus) => status === 'reconnecting' || status === 'closed';
+      stopWaiting = broker.onStatus((status) => {
+        if (given(status)) resolve();
+      });
+      // It may have failed already while the store and the cluster state were opening.
+      if (given(broker.status())) resolve();
+    });
+    await Promise.race([subscribed, unreachable]);
+    stopWaiting();
+    return {
+      config,
       clock,
       log,
       store,
@@ -226,40 +324,30 @@ export class Gatehouse {
       nodeId,
       startedAt: clock.now(),
     };
-    await control.start();
-    await delivery.start();
-    const rest = await createRestApp(services, log);
-    gateway.attachTo(rest.server);
-    return new Gatehouse(
-      services,
-      rest,
-      { generatedAdminKey: admin.generated ? admin.key : null, keysFileCreated: keys.created, dataDir },
-      delivery,
-      limiterBackend.close,
-    );
   }
 
-  /** Starts listening; resolves with the bound address (port 0 picks a free one). */
+  /** Starts listening; resolves with the bound address (port 0 picks a free one). Closes everything when it cannot. */
   async listen(): Promise<{ host: string; port: number; url: string }> {
     const { host, port } = this.services.config.server;
-    await this.rest.listen({ host, port });
+    try {
+      await this.rest.listen({ host, port });
+    } catch (err) {
+      // A port in use is a failed start too: nothing stays open behind the error.
+      await this.close();
+      throw err;
+    }
     const address = this.rest.server.address();
     const bound = typeof address === 'object' && address ? address.port : port;
     const scheme = this.services.config.server.tlsCert ? 'https' : 'http';
     return { host, port: bound, url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${bound}` };
   }
 
-  /** Graceful shutdown: stop accepting, close sockets with 1001, finish in-flight stores. */
+  /**
+   * Graceful shutdown, in the reverse order of the start: stop accepting and close sockets
+   * with 1001, close the REST server, finish in-flight stores, then the broker
+   * subscriptions, cluster state, rate limits, broker and store.
+   */
   async close(): Promise<void> {
-    const { gateway, messaging, control, broker, store } = this.services;
-    await gateway.close();
-    await messaging.drain();
-    await this.rest.close();
-    await control.stop();
-    await this.delivery.stop();
-    await this.services.cluster.stop();
-    await this.closeLimiters();
-    await broker.close();
-    await store.close();
+    await this.resources.closeAll();
   }
 }

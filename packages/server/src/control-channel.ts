@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { Broker } from './broker/broker.js';
 
 /** Commands every node applies to its own sockets and caches (SPEC §1 revocation, §7 slots). */
@@ -12,12 +13,32 @@ export type ControlEvent =
 
 const TOPIC = 'control';
 
-/** Publishes control events through the broker, so they reach every node including this one. */
+/**
+ * Events that follow a change already committed to the store: the store stays the truth, so
+ * other nodes catch up without the event (revocation cache expiry, re-read after the broker
+ * comes back). Publishing them never fails the caller.
+ */
+const AFTER_COMMIT = new Set<ControlEvent['op']>([
+  'session-revoked',
+  'principal-revoked',
+  'blocked',
+  'unblocked',
+  'conversation-changed',
+]);
+
+/**
+ * Publishes control events through the broker, so they reach every node including this one.
+ * While the broker is unreachable an event is applied on this node only: an after-commit
+ * event then resolves (logged), any other rejects.
+ */
 export class ControlChannel {
   private readonly handlers: ((event: ControlEvent) => void)[] = [];
   private unsubscribe: (() => Promise<void>) | null = null;
 
-  constructor(private readonly broker: Broker) {}
+  constructor(
+    private readonly broker: Broker,
+    private readonly log: Logger,
+  ) {}
 
   async start(): Promise<void> {
     this.unsubscribe = await this.broker.subscribe(TOPIC, (payload) => {
@@ -27,8 +48,18 @@ export class ControlChannel {
       } catch {
         return;
       }
-      for (const handler of this.handlers) handler(event);
+      this.dispatch(event);
     });
+  }
+
+  private dispatch(event: ControlEvent): void {
+    for (const handler of this.handlers) {
+      try {
+        handler(event);
+      } catch (err) {
+        this.log.error({ err, op: event.op }, 'control event handler threw');
+      }
+    }
   }
 
   on(handler: (event: ControlEvent) => void): void {
@@ -36,7 +67,19 @@ export class ControlChannel {
   }
 
   publish(event: ControlEvent): Promise<void> {
-    return this.broker.publish(TOPIC, JSON.stringify(event));
+    // Not waiting for a broker that is away (a first connection could take forever).
+    const sent =
+      this.broker.status() === 'ready'
+        ? this.broker.publish(TOPIC, JSON.stringify(event))
+        : Promise.reject(new Error(`the broker is ${this.broker.status()}`));
+    return sent.catch((err: Error) => {
+      this.dispatch(event);
+      if (!AFTER_COMMIT.has(event.op)) throw err;
+      this.log.warn(
+        { err, op: event.op },
+        'control event not published; other nodes see the change within auth.revocationCacheTtl or when the broker is back',
+      );
+    });
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,5 @@
 export { Gatehouse, type GatehouseOptions } from './app.js';
-export type { Broker } from './broker/broker.js';
+export type { Broker, BrokerStatus } from './broker/broker.js';
 export { MemoryBroker } from './broker/memory-broker.js';
 export { NatsBroker, type NatsBrokerOptions } from './broker/nats-broker.js';
 export { RedisBroker, type RedisBrokerOptions } from './broker/redis-broker.js';

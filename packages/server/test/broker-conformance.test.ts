@@ -10,6 +10,7 @@ import { brokerConformance, eventually, uniquePrefix } from './helpers/broker-co
 import { type BrokerServerProcess, startNatsServer, startRedisServer } from './helpers/broker-server-process.js';
 import { api, createAppKey, startServer, type TestServer, userToken } from './helpers/test-server.js';
 import { connectWithToken, WAIT_MS } from './helpers/ws-client.js';
+import { within } from './helpers/ws-expect.js';
 
 const REDIS_URL = process.env.GATEHOUSE_TEST_REDIS_URL;
 const NATS_URL = process.env.GATEHOUSE_TEST_NATS_URL;
@@ -100,6 +101,33 @@ for (const backend of [
         await directMessageArrives(server, `hello over ${backend.name} ✓\nsecond line`);
       } finally {
         await server.close();
+      }
+    });
+
+    it('serves while its broker server is down at the start: /readyz answers 503 until the broker is up, then 200 and messages flow', async () => {
+      const brokerServer = await backend.startServer();
+      let server: TestServer | undefined;
+      try {
+        await brokerServer.kill();
+        server = await within(
+          startServer({ broker: { url: brokerServer.url, prefix: uniquePrefix('app') } }),
+          'a start with the broker down',
+        );
+        assert.equal((await api(server, 'GET', '/healthz')).status, 200);
+        const down = await api(server, 'GET', '/readyz');
+        assert.equal(down.status, 503);
+        assert.equal(down.body.store, 'ok');
+        await brokerServer.start();
+        const up = server;
+        await eventually(
+          async () => assert.equal((await api(up, 'GET', '/readyz')).status, 200),
+          3 * WAIT_MS,
+          '/readyz reporting 200 once the broker is up',
+        );
+        await directMessageArrives(server, 'after a start without the broker');
+      } finally {
+        await server?.close();
+        await brokerServer.stop();
       }
     });
 

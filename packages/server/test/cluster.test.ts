@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { systemClock } from '../src/clock.js';
 import { PostgresClusterState } from '../src/cluster/postgres-cluster-state.js';
 import { createLogger } from '../src/logger.js';
 import { eventually } from './helpers/broker-conformance.js';
@@ -150,6 +152,47 @@ for (const backend of BACKENDS) {
         (await connectionsOf(cluster, 'carol')).map((conn) => [conn.session_id, conn.node]),
         [[newer.connected.body.session_id, b.nodeId]],
       );
+    });
+
+    it('closes the socket that got `connected` first with 4409 within a second when the same device connects on two nodes at once, 100 rounds in a row', async () => {
+      const token = await loginUser(a, appKey, 'ruth');
+      const pairs: [ClusterNode, ClusterNode][] = [
+        [a, b],
+        [b, c],
+        [c, a],
+      ];
+      for (let round = 1; round <= 100; round++) {
+        const pair = pairs[round % pairs.length] as [ClusterNode, ClusterNode];
+        // The order in which the `connected` frames arrived here.
+        const greeted: TestClient[] = [];
+        const sockets = pair.map((node) => {
+          const client = clients.track(TestClient.connect(`${node.wsUrl}/ws`, bearer(token)));
+          client.next('connected').then(() => greeted.push(client));
+          return client;
+        });
+        await within(
+          eventually(() => assert.equal(greeted.length, 2), WAIT_MS, 'both connected'),
+          `round ${round}: both sockets connected`,
+        );
+        const [first, later] = greeted as [TestClient, TestClient];
+        let laterClosed: { code: number; reason: string } | null = null;
+        later.closed.then((c) => {
+          laterClosed = c;
+        });
+        const closed: { code: number; reason: string } = await within(
+          first.closed,
+          `round ${round}: the socket connected first (on ${pair[sockets.indexOf(first)]?.name}) closing`,
+          REVOCATION_WAIT_MS,
+        ).catch((err: Error) => {
+          throw new Error(
+            `${err.message}; the later one: ${JSON.stringify(laterClosed ?? 'open')}, ${JSON.stringify(later.frames)}\n${cluster.output().slice(-3000)}`,
+          );
+        });
+        assert.deepEqual(closed, { code: 4409, reason: 'REPLACED' }, `round ${round}`);
+        assert.equal((await later.request({ type: 'whoami' })).code, 200, `round ${round}: the later socket stays`);
+        later.ws.terminate();
+        await later.closed;
+      }
     });
 
     it('ends with exactly one open socket when the same device connects on A, B and C at once, round after round', async () => {
@@ -329,13 +372,15 @@ for (const backend of BACKENDS) {
 
     it('stops counting a user online within one heartbeat window after the node holding its only socket is killed, also once that node is back', async () => {
       // What a node that joins now would see: the cluster state as every node reads it.
-      const view = new PostgresClusterState(
-        cluster.database.url,
-        `${cluster.prefix}-observer`,
-        2000,
-        LIVE_WINDOW_MS,
-        createLogger('silent'),
-      );
+      const pool = new pg.Pool({ connectionString: cluster.database.url, max: 1 });
+      const view = new PostgresClusterState({
+        pool,
+        node: `${cluster.prefix}-observer`,
+        heartbeatMs: 2000,
+        liveWindowMs: LIVE_WINDOW_MS,
+        clock: systemClock,
+        log: createLogger('silent'),
+      });
       const online = async () => [...(await view.online(['kate']))];
       try {
         const token = await loginUser(c, appKey, 'kate');
@@ -364,6 +409,7 @@ for (const backend of BACKENDS) {
         await eventually(async () => assert.deepEqual(await online(), ['kate']), WAIT_MS, 'kate online again');
       } finally {
         await view.stop();
+        await pool.end();
       }
     });
 

@@ -1,49 +1,69 @@
+import type { Clock } from '../clock.js';
 import type { Store } from '../store/store.js';
 
-interface PrincipalState {
+export interface PrincipalState {
   tokenVersion: number;
   blocked: boolean;
 }
 
 const UNKNOWN_PRINCIPAL: PrincipalState = { tokenVersion: 0, blocked: false };
 
+interface Entry<V> {
+  value: V;
+  /** Clock time after which the store is asked again. */
+  expiresAt: number;
+}
+
 /**
  * What the verify path needs from the store — a principal's token version and blocked
- * flag, and whether a login session was revoked — kept in bounded LRU maps so a
- * handshake rarely touches the store. Entries are replaced by control events
- * (see ControlChannel) on every node, so a revocation is seen at once.
+ * flag, and whether a login session was revoked — kept in bounded LRU maps so a handshake
+ * rarely touches the store.
+ *
+ * Control events (see ControlChannel) update the entries on every node at once while the
+ * broker carries them; they are never replayed, so every entry also expires after `ttlMs`
+ * and is read again from the store (the truth): that bounds how long a node that missed an
+ * event keeps accepting a revoked token. What the cache learns is monotonic: a token version
+ * never goes down, and within a version "blocked" stays until the unblock event or the
+ * entry's expiry (a store read that raced a block cannot undo it). A revoked session is
+ * never un-revoked, so that answer is kept without expiry.
  */
 export class RevocationCache {
-  private readonly principals = new Map<string, PrincipalState>();
-  private readonly sessions = new Map<string, boolean>();
+  private readonly principals = new Map<string, Entry<PrincipalState>>();
+  private readonly sessions = new Map<string, Entry<boolean>>();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Pick<Store, 'getPrincipal' | 'getLoginSession'>,
+    private readonly clock: Clock,
+    private readonly ttlMs: number,
     private readonly maxEntries = 50_000,
   ) {}
 
   async principal(id: string): Promise<PrincipalState> {
-    const cached = this.principals.get(id);
-    if (cached) return cached;
+    const cached = this.live(this.principals, id);
+    if (cached) return cached.value;
     const record = await this.store.getPrincipal(id);
     // Tokens minted for principals the store does not know (an app's own signer) are allowed.
     const state = record ? { tokenVersion: record.tokenVersion, blocked: record.blocked } : UNKNOWN_PRINCIPAL;
-    this.remember(this.principals, id, state);
-    return state;
+    return this.mergePrincipal(id, state, false);
   }
 
   async sessionRevoked(sid: string): Promise<boolean> {
-    const cached = this.sessions.get(sid);
-    if (cached !== undefined) return cached;
+    const cached = this.live(this.sessions, sid);
+    if (cached) return cached.value;
     const session = await this.store.getLoginSession(sid);
     const revoked = session?.revokedAt != null;
-    this.remember(this.sessions, sid, revoked);
+    // An event may have marked it revoked while the store answered.
+    if (this.sessions.get(sid)?.value === true) return true;
+    this.remember(this.sessions, sid, revoked, revoked ? Number.POSITIVE_INFINITY : this.expiry());
     return revoked;
   }
 
+  /**
+   * A principal's state as a committed change reported it (this node's own write, or a
+   * control event): a higher token version replaces, an equal one may block or unblock.
+   */
   setPrincipal(id: string, state: PrincipalState): void {
-    this.principals.delete(id);
-    this.remember(this.principals, id, state);
+    this.mergePrincipal(id, state, true);
   }
 
   forgetPrincipal(id: string): void {
@@ -51,12 +71,49 @@ export class RevocationCache {
   }
 
   markSessionRevoked(sid: string): void {
-    this.sessions.delete(sid);
-    this.remember(this.sessions, sid, true);
+    this.remember(this.sessions, sid, true, Number.POSITIVE_INFINITY);
   }
 
-  private remember<V>(map: Map<string, V>, key: string, value: V): void {
+  /**
+   * Drops every entry that could be stale (after the broker came back: events published
+   * meanwhile are lost). Revoked sessions stay: that answer cannot change.
+   */
+  clear(): void {
+    this.principals.clear();
+    for (const [sid, entry] of this.sessions) if (!entry.value) this.sessions.delete(sid);
+  }
+
+  /**
+   * `authoritative`: from a committed change, so an unblock at the same version applies;
+   * a store read (not authoritative) can only add a block or raise the version.
+   */
+  private mergePrincipal(id: string, next: PrincipalState, authoritative: boolean): PrincipalState {
+    const current = this.live(this.principals, id)?.value;
+    let value = next;
+    if (current) {
+      if (current.tokenVersion > next.tokenVersion) value = current;
+      else if (current.tokenVersion === next.tokenVersion && !authoritative)
+        value = { tokenVersion: next.tokenVersion, blocked: current.blocked || next.blocked };
+    }
+    this.remember(this.principals, id, value, this.expiry());
+    return value;
+  }
+
+  private expiry(): number {
+    return this.clock.now() + this.ttlMs;
+  }
+
+  private live<V>(map: Map<string, Entry<V>>, key: string): Entry<V> | undefined {
+    const entry = map.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt > this.clock.now()) return entry;
+    map.delete(key);
+    return undefined;
+  }
+
+  private remember<V>(map: Map<string, Entry<V>>, key: string, value: V, expiresAt: number): void {
+    map.delete(key);
     if (map.size >= this.maxEntries) map.delete(map.keys().next().value as string);
-    map.set(key, value);
+    map.set(key, { value, expiresAt });
   }
 }

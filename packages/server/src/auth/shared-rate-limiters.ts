@@ -1,29 +1,43 @@
 import { Redis } from 'ioredis';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis } from 'rate-limiter-flexible';
-import type { GatehouseConfig } from '../config.js';
 import { type LimiterFactory, memoryLimiters } from './rate-limits.js';
 
+/** Where rate-limit counters live; the composition root (app.ts) picks it. */
+export type LimiterBackend =
+  | { kind: 'memory' }
+  /** A Redis server of its own connection; keys are `<prefix>:rl:<limiter>:<key>`. */
+  | { kind: 'redis'; url: string; prefix: string }
+  /** Tables `gh_rate_limits_<limiter>` through a pool this does not own (the store's). */
+  | { kind: 'postgres'; pool: pg.Pool };
+
+export interface SharedLimiters {
+  create: LimiterFactory;
+  /** Resolves once every limiter created so far can count in its backend. */
+  ready(): Promise<void>;
+  /** Closes what this opened (a borrowed pool stays open). */
+  close(): Promise<void>;
+}
+
 /**
- * Picks where rate-limit counters live: Redis when the broker is Redis, else PostgreSQL when
- * the store is, else this process's memory. Shared limiters fall back to an in-memory one
- * (rate-limiter-flexible's insurance limiter) while their backend is unreachable, so an outage
- * degrades limits to per-node instead of failing logins.
+ * Rate limiters whose counters every node shares. Shared limiters fall back to an in-memory
+ * one (rate-limiter-flexible's insurance limiter) while their backend is unreachable, so an
+ * outage degrades limits to per-node instead of failing logins.
  */
-export function sharedLimiters(
-  config: GatehouseConfig,
-  log: Logger,
-): { create: LimiterFactory; ready(): Promise<void>; close(): Promise<void> } {
-  const prefix = `${config.broker.prefix}:rl`;
-  if (config.broker.url.startsWith('redis://') || config.broker.url.startsWith('rediss://')) {
-    const client = new Redis(config.broker.url, { enableOfflineQueue: false, lazyConnect: false });
+export function sharedLimiters(backend: LimiterBackend, log: Logger): SharedLimiters {
+  if (backend.kind === 'redis') {
+    const client = new Redis(backend.url, {
+      enableOfflineQueue: false,
+      lazyConnect: false,
+      connectionName: `${backend.prefix}-rate-limits`,
+    });
     client.on('error', (err) => log.debug({ err }, 'rate limits: Redis error'));
     return {
       create: (options) =>
         new RateLimiterRedis({
           ...options,
-          keyPrefix: `${prefix}:${options.keyPrefix}`,
+          keyPrefix: `${backend.prefix}:rl:${options.keyPrefix}`,
           storeClient: client,
           insuranceLimiter: new RateLimiterMemory(options),
         }),
@@ -33,9 +47,7 @@ export function sharedLimiters(
       },
     };
   }
-  if (/^postgres(ql)?:\/\//.test(config.store.url)) {
-    const pool = new pg.Pool({ connectionString: config.store.url, max: 4 });
-    pool.on('error', (err) => log.debug({ err }, 'rate limits: PostgreSQL error'));
+  if (backend.kind === 'postgres') {
     // Until its table exists a limiter counts in memory only, so the node waits for the tables.
     const tables: Promise<void>[] = [];
     return {
@@ -49,7 +61,7 @@ export function sharedLimiters(
         return new RateLimiterPostgres(
           {
             ...options,
-            storeClient: pool,
+            storeClient: backend.pool,
             storeType: 'pool',
             tableName: `gh_rate_limits_${options.keyPrefix.replace(/[^a-z0-9_]/gi, '_')}`,
             clearExpiredByTimeout: true,
@@ -64,7 +76,10 @@ export function sharedLimiters(
       ready: async () => {
         await Promise.all(tables);
       },
-      close: () => pool.end(),
+      // Waits for the table creations: they use the borrowed pool, which closes after this.
+      close: async () => {
+        await Promise.all(tables);
+      },
     };
   }
   return { create: memoryLimiters, ready: async () => {}, close: async () => {} };

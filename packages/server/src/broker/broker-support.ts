@@ -1,4 +1,37 @@
-/** Small pieces shared by the networked brokers: reconnect backoff, timeouts, prefix rules. */
+import type { BrokerStatus } from './broker.js';
+
+/** Small pieces shared by the brokers: status reporting, reconnect backoff, timeouts, prefix rules. */
+
+/** Holds a broker's status and tells the listeners of each change (a listener that throws is skipped). */
+export class StatusReporter {
+  private current: BrokerStatus;
+  private readonly listeners = new Set<(status: BrokerStatus, previous: BrokerStatus) => void>();
+
+  constructor(initial: BrokerStatus) {
+    this.current = initial;
+  }
+
+  get(): BrokerStatus {
+    return this.current;
+  }
+
+  set(next: BrokerStatus): void {
+    const previous = this.current;
+    // Once closed, a late event from the client cannot bring the status back.
+    if (next === previous || previous === 'closed') return;
+    this.current = next;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(next, previous);
+      } catch {}
+    }
+  }
+
+  on(listener: (status: BrokerStatus, previous: BrokerStatus) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
 
 /**
  * Capped exponential backoff with jitter for broker reconnects: 100 ms, 200 ms, 400 ms, …

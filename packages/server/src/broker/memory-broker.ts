@@ -1,4 +1,5 @@
-import type { Broker } from './broker.js';
+import type { Broker, BrokerStatus } from './broker.js';
+import { StatusReporter } from './broker-support.js';
 
 /**
  * In-process broker for the embedded default. Single node only: nothing leaves this
@@ -6,6 +7,7 @@ import type { Broker } from './broker.js';
  */
 export class MemoryBroker implements Broker {
   private readonly topics = new Map<string, Set<(payload: string) => void>>();
+  private readonly reporter = new StatusReporter('ready');
 
   async publish(topic: string, payload: string): Promise<void> {
     const handlers = this.topics.get(topic);
@@ -28,7 +30,16 @@ export class MemoryBroker implements Broker {
 
   async ping(): Promise<void> {}
 
+  status(): BrokerStatus {
+    return this.reporter.get();
+  }
+
+  onStatus(listener: (status: BrokerStatus, previous: BrokerStatus) => void): () => void {
+    return this.reporter.on(listener);
+  }
+
   async close(): Promise<void> {
+    this.reporter.set('closed');
     this.topics.clear();
   }
 }

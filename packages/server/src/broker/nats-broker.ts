@@ -1,7 +1,7 @@
 import { connect, type NatsConnection, type Status } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
-import type { Broker } from './broker.js';
-import { checkPrefix, reconnectDelay, withTimeout } from './broker-support.js';
+import type { Broker, BrokerStatus } from './broker.js';
+import { checkPrefix, reconnectDelay, StatusReporter, withTimeout } from './broker-support.js';
 
 export interface NatsBrokerOptions {
   /** Cluster namespace: topic `t` travels on subject `<prefix>.t`. Default `gatehouse`. */
@@ -36,7 +36,8 @@ export function subjectToken(topic: string): string {
  * - Once connected, `publish` and `subscribe` reject at once while NATS is unreachable
  *   (nothing is queued: a lost live delivery is healed by cursor replay), and `ping`
  *   (a flush) rejects until the connection is back.
- * - Status events (disconnect, reconnect, errors, lame duck mode…) are logged.
+ * - Status events (disconnect, reconnect, errors, lame duck mode…) are logged, and
+ *   reported through `status()` / `onStatus`.
  */
 export class NatsBroker implements Broker {
   readonly prefix: string;
@@ -53,6 +54,7 @@ export class NatsBroker implements Broker {
   private pendingFlush: Promise<void> | null = null;
   private closed = false;
   private cancelWait: (() => void) | null = null;
+  private readonly reporter = new StatusReporter('connecting');
 
   constructor(
     private readonly url: string,
@@ -127,9 +129,18 @@ export class NatsBroker implements Broker {
     await withTimeout(this.nc.flush(), this.pingTimeoutMs, `NATS did not answer PING within ${this.pingTimeoutMs} ms`);
   }
 
+  status(): BrokerStatus {
+    return this.reporter.get();
+  }
+
+  onStatus(listener: (status: BrokerStatus, previous: BrokerStatus) => void): () => void {
+    return this.reporter.on(listener);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.reporter.set('closed');
     this.cancelWait?.();
     const nc = this.nc;
     if (!nc || nc.isClosed()) return;
@@ -183,6 +194,7 @@ export class NatsBroker implements Broker {
         this.nc = nc;
         this.connectedNow = true;
         this.watch(nc);
+        this.reporter.set('ready');
         this.log.info({ server: nc.getServer() }, 'broker connected');
         return nc;
       } catch (err) {
@@ -190,6 +202,7 @@ export class NatsBroker implements Broker {
         const message = (err as Error).message;
         if (message !== lastError) this.log.warn({ err }, 'broker connection error');
         lastError = message;
+        this.reporter.set('reconnecting');
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, reconnectDelay(attempt, this.maxDelay));
           this.cancelWait = () => {
@@ -204,21 +217,23 @@ export class NatsBroker implements Broker {
 
   private watch(nc: NatsConnection): void {
     (async () => {
-      for await (const status of nc.status()) this.onStatus(status);
+      for await (const status of nc.status()) this.onClientStatus(status);
     })().catch((err) => this.log.error({ err }, 'broker status watcher failed'));
     nc.closed().then(
       (err) => {
         this.connectedNow = false;
+        this.reporter.set(this.closed ? 'closed' : 'reconnecting');
         if (err && !this.closed) this.log.error({ err }, 'broker connection closed with an error');
       },
       () => {},
     );
   }
 
-  private onStatus(status: Status): void {
+  private onClientStatus(status: Status): void {
     switch (status.type) {
       case 'disconnect':
         this.connectedNow = false;
+        this.reporter.set('reconnecting');
         if (!this.closed) this.log.warn({ server: status.server }, 'broker connection lost');
         break;
       case 'reconnecting':
@@ -228,6 +243,7 @@ export class NatsBroker implements Broker {
         break;
       case 'reconnect':
         this.connectedNow = true;
+        this.reporter.set('ready');
         this.reconnectAttempts = 0;
         this.nextDelay = reconnectDelay(1, this.maxDelay);
         this.log.info({ server: status.server }, 'broker reconnected');
@@ -246,6 +262,7 @@ export class NatsBroker implements Broker {
         break;
       case 'close':
         this.connectedNow = false;
+        this.reporter.set(this.closed ? 'closed' : 'reconnecting');
         this.log.info('broker connection closed');
         break;
       default:

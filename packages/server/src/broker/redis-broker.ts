@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import pino, { type Logger } from 'pino';
-import type { Broker } from './broker.js';
-import { checkPrefix, reconnectDelay, withTimeout } from './broker-support.js';
+import type { Broker, BrokerStatus } from './broker.js';
+import { checkPrefix, reconnectDelay, StatusReporter, withTimeout } from './broker-support.js';
 
 export interface RedisBrokerOptions {
   /** Cluster namespace: topic `t` travels on channel `<prefix>:t`. Default `gatehouse`. */
@@ -25,6 +25,8 @@ type Role = 'publish' | 'subscribe';
  *   (nothing is queued: a lost live delivery is healed by cursor replay), and `ping` rejects
  *   until both connections are back and the re-subscriptions are confirmed.
  * - Connection errors are logged, never emitted unhandled; a throwing handler is logged too.
+ * - `status()` is `ready` while both connections are; after a failed attempt or a lost
+ *   connection it is `reconnecting` until both are ready again.
  */
 export class RedisBroker implements Broker {
   readonly prefix: string;
@@ -40,6 +42,11 @@ export class RedisBroker implements Broker {
   private closed = false;
   /** Set while the publish connection is corked until the current microtasks have run. */
   private corked = false;
+  private readonly reporter = new StatusReporter('connecting');
+  /** Which connections are ready now. */
+  private readonly up = { publish: false, subscribe: false };
+  /** An attempt failed or a connection was lost since the start. */
+  private failed = false;
 
   constructor(url: string, options: RedisBrokerOptions = {}) {
     this.prefix = checkPrefix(options.prefix ?? 'gatehouse');
@@ -134,9 +141,24 @@ export class RedisBroker implements Broker {
     );
   }
 
+  status(): BrokerStatus {
+    return this.reporter.get();
+  }
+
+  onStatus(listener: (status: BrokerStatus, previous: BrokerStatus) => void): () => void {
+    return this.reporter.on(listener);
+  }
+
+  private updateStatus(): void {
+    if (this.closed) this.reporter.set('closed');
+    else if (this.up.publish && this.up.subscribe) this.reporter.set('ready');
+    else this.reporter.set(this.failed ? 'reconnecting' : 'connecting');
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.updateStatus();
     this.rejectReady(new Error('broker is closed'));
     this.channels.clear();
     await Promise.all([quit(this.publisher), quit(this.subscriber)]);
@@ -200,6 +222,9 @@ export class RedisBroker implements Broker {
     let everUp = false;
     let lastError = '';
     client.on('error', (err: Error) => {
+      this.failed = true;
+      this.up[role] = false;
+      this.updateStatus();
       // While the server is down every retry fails the same way: log each kind once per outage.
       if (err.message === lastError) return;
       lastError = err.message;
@@ -210,10 +235,15 @@ export class RedisBroker implements Broker {
       this.log.info({ connection: role }, everUp ? 'broker reconnected' : 'broker connected');
       up = true;
       everUp = true;
+      this.up[role] = true;
+      this.updateStatus();
     });
     client.on('close', () => {
       if (up && !this.closed) this.log.warn({ connection: role }, 'broker connection lost');
       up = false;
+      this.failed = true;
+      this.up[role] = false;
+      this.updateStatus();
     });
     client.on('reconnecting', (delay: number) => this.log.debug({ connection: role, delay }, 'broker reconnecting'));
   }

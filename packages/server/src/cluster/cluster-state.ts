@@ -14,8 +14,11 @@ export interface ClusterState {
   /**
    * Makes `connectionId` (on this node) the slot's holder, atomically across nodes, and
    * resolves with the holder it displaced — null when there was none. The last claim wins.
+   * `whileHeld` (synchronous) runs once this claim is decided and before any later claim of
+   * the slot, on any node, can be: what it does (greeting the socket) is ordered like the
+   * claims. Should the claim fail after it ran, the promise rejects all the same.
    */
-  claimSlot(slot: string, connectionId: string): Promise<SlotHolder | null>;
+  claimSlot(slot: string, connectionId: string, whileHeld?: () => void): Promise<SlotHolder | null>;
   /** Frees the slot if `connectionId` still holds it (an old socket never frees a newer one's slot). */
   releaseSlot(slot: string, connectionId: string): Promise<void>;
   /**

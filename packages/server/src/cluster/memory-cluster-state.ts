@@ -17,9 +17,10 @@ export class MemoryClusterState implements ClusterState {
   }
   async stop(): Promise<void> {}
 
-  async claimSlot(slot: string, connectionId: string): Promise<SlotHolder | null> {
+  async claimSlot(slot: string, connectionId: string, whileHeld?: () => void): Promise<SlotHolder | null> {
     const previous = this.slots.get(slot);
     this.slots.set(slot, connectionId);
+    whileHeld?.();
     return previous && previous !== connectionId ? { connectionId: previous, node: this.node } : null;
   }
 

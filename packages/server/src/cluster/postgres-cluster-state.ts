@@ -1,6 +1,19 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
 import type { ClusterState, SlotHolder } from './cluster-state.js';
+
+export interface PostgresClusterStateOptions {
+  /** The node's PostgreSQL pool (the store's): borrowed, never ended here. */
+  pool: pg.Pool;
+  node: string;
+  /** How often this node writes its heartbeat (on `clock`). */
+  heartbeatMs: number;
+  /** A node whose heartbeat is older than this is dead: its presence and slots stop counting. */
+  liveWindowMs: number;
+  clock: Clock;
+  log: Logger;
+}
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS gh_nodes (node TEXT PRIMARY KEY, heartbeat_at TIMESTAMPTZ NOT NULL);
@@ -23,21 +36,26 @@ const SCHEMA = `
  */
 export class PostgresClusterState implements ClusterState {
   private readonly pool: pg.Pool;
-  private timer: NodeJS.Timeout | null = null;
+  private readonly node: string;
+  private readonly heartbeatMs: number;
+  private readonly liveWindowMs: number;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private stopHeartbeat: (() => void) | null = null;
+  /** The heartbeat under way, so `stop()` waits for it rather than racing its queries. */
+  private beating: Promise<void> | null = null;
   /** This node's own share, to write back if its rows were reaped while it was alive. */
   private readonly localPresence = new Map<string, number>();
   private readonly localSlots = new Map<string, string>();
   private nodeLostHandlers: ((offline: string[]) => void)[] = [];
 
-  constructor(
-    url: string,
-    private readonly node: string,
-    private readonly heartbeatMs: number,
-    private readonly liveWindowMs: number,
-    private readonly log: Logger,
-  ) {
-    this.pool = new pg.Pool({ connectionString: url, max: 4 });
-    this.pool.on('error', (err) => log.warn({ err }, 'cluster state: idle PostgreSQL client failed'));
+  constructor(options: PostgresClusterStateOptions) {
+    this.pool = options.pool;
+    this.node = options.node;
+    this.heartbeatMs = options.heartbeatMs;
+    this.liveWindowMs = options.liveWindowMs;
+    this.clock = options.clock;
+    this.log = options.log;
   }
 
   async start(): Promise<void> {
@@ -58,10 +76,15 @@ export class PostgresClusterState implements ClusterState {
     await this.pool.query('DELETE FROM gh_presence WHERE node = $1', [this.node]);
     await this.pool.query('DELETE FROM gh_device_slots WHERE node = $1', [this.node]);
     await this.heartbeat();
-    this.timer = setInterval(() => {
-      this.heartbeat().catch((err) => this.log.warn({ err }, 'cluster state: heartbeat failed'));
-    }, this.heartbeatMs);
-    this.timer.unref();
+    this.stopHeartbeat = this.clock.every(this.heartbeatMs, () => {
+      // One at a time: a slow database does not pile heartbeats up.
+      if (this.beating) return;
+      this.beating = this.heartbeat()
+        .catch((err) => this.log.warn({ err }, 'cluster state: heartbeat failed'))
+        .finally(() => {
+          this.beating = null;
+        });
+    });
   }
 
   async liveNodes(): Promise<string[]> {
@@ -123,14 +146,18 @@ export class PostgresClusterState implements ClusterState {
     if (offline.length > 0) for (const handler of this.nodeLostHandlers) handler(offline);
   }
 
+  /** Stops the heartbeat and removes this node's rows; the pool stays open (its owner ends it). */
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.stopHeartbeat?.();
+    this.stopHeartbeat = null;
+    await this.beating;
     await this.pool.query('DELETE FROM gh_presence WHERE node = $1', [this.node]).catch(() => {});
+    await this.pool.query('DELETE FROM gh_device_slots WHERE node = $1', [this.node]).catch(() => {});
     await this.pool.query('DELETE FROM gh_nodes WHERE node = $1', [this.node]).catch(() => {});
-    await this.pool.end();
   }
 
-  async claimSlot(slot: string, connectionId: string): Promise<SlotHolder | null> {
+  /** The advisory lock is held until COMMIT, so `whileHeld` runs before any later claim of the slot reads it. */
+  async claimSlot(slot: string, connectionId: string, whileHeld?: () => void): Promise<SlotHolder | null> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
@@ -144,6 +171,7 @@ export class PostgresClusterState implements ClusterState {
          ON CONFLICT (slot) DO UPDATE SET connection_id = $2, node = $3, claimed_at = now()`,
         [slot, connectionId, this.node],
       );
+      whileHeld?.();
       await client.query('COMMIT');
       this.localSlots.set(slot, connectionId);
       const row = previous.rows[0];

@@ -1,4 +1,5 @@
 import { CloseCode } from '@gatehouse/protocol';
+import type { AuthContext } from '../auth/auth-service.js';
 import type { ConnectionPolicy } from '../config.js';
 import type { Connection } from './connection.js';
 
@@ -68,6 +69,13 @@ export class ConnectionRegistry {
     if (!conn.auth) this.unauthenticatedCount++;
   }
 
+  /** The device slot a connection of this principal and device type takes under its kind's policy (null: unlimited). */
+  slotOf(auth: Pick<AuthContext, 'principal'>, deviceType: string): string | null {
+    const policy = this.policies[auth.principal.kind] ?? 'unlimited';
+    if (policy === 'unlimited') return null;
+    return policy === 'single' ? auth.principal.id : `${auth.principal.id}\n${deviceType}`;
+  }
+
   /**
    * Indexes a connection that just authenticated and claims its slot. Returns the
    * connection it replaced (already kicked with REPLACED), if any.
@@ -79,9 +87,8 @@ export class ConnectionRegistry {
     addTo(this.byPrincipal, auth.principal.id, conn);
     addTo(this.bySid, auth.sid, conn);
     if (auth.principal.kind === 'agent') this.agents.add(conn);
-    const policy = this.policies[auth.principal.kind] ?? 'unlimited';
-    if (policy === 'unlimited') return null;
-    const slot = policy === 'single' ? auth.principal.id : `${auth.principal.id}\n${conn.deviceType}`;
+    const slot = this.slotOf(auth, conn.deviceType);
+    if (!slot) return null;
     conn.slot = slot;
     const previous = this.bySlot.get(slot);
     this.bySlot.set(slot, conn);

@@ -21,13 +21,14 @@ import { type RawData, WebSocketServer } from 'ws';
 import type { AuthContext, AuthService } from '../auth/auth-service.js';
 import { RateLimitedError, type RateLimits } from '../auth/rate-limits.js';
 import type { Clock } from '../clock.js';
-import type { ClusterState } from '../cluster/cluster-state.js';
+import type { ClusterState, SlotHolder } from '../cluster/cluster-state.js';
 import type { EndpointConfig } from '../config.js';
 import type { ControlChannel, ControlEvent } from '../control-channel.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { hotCounters } from '../metrics.js';
 import { Connection } from './connection.js';
 import { ConnectionRegistry, kick } from './connection-registry.js';
+import { flushConnection } from './frame-writer.js';
 import type { GatewaySettings } from './gateway-settings.js';
 import { type HandshakeParseOptions, type HandshakeRequest, parseHandshakeRequest } from './handshake-request.js';
 import { errorEvent, errorReply, type RequestFrame } from './replies.js';
@@ -127,6 +128,8 @@ export class Gateway implements FrameContext {
   private stopSlotCheck: (() => void) | null = null;
   /** The tail of each slot's chain of cluster claims and releases (see inSlotOrder). */
   private readonly slotTasks = new Map<string, Promise<void>>();
+  /** Connections whose slot claim is under way (not bound yet). */
+  private readonly attaching = new WeakSet<Connection>();
   private closing = false;
 
   constructor(options: GatewayOptions) {
@@ -362,7 +365,19 @@ export class Gateway implements FrameContext {
           'connection opened',
         );
       if (auth) {
-        this.attach(conn, auth, true).catch((err) => this.log.error({ err }, 'attach failed'));
+        const greet = () =>
+          conn.send({
+            type: 'connected',
+            code: 200,
+            body: {
+              message: CONNECTED_AUTHENTICATED_MESSAGE,
+              session_id: conn.id,
+              user: auth.principal,
+              expires_at: auth.expiresAt,
+            },
+            err_msg: '',
+          });
+        this.attach(conn, auth, greet).catch((err) => this.log.error({ err }, 'attach failed'));
         return;
       }
       if (firstFrame) {
@@ -403,36 +418,21 @@ export class Gateway implements FrameContext {
   }
 
   /**
-   * Claims the slot cluster-wide too (the local registry already replaced any local holder):
-   * the last claim wins, and a holder it displaced on another node is evicted there.
+   * Runs this node's cluster claims (each with its socket's binding and greeting) and releases
+   * of one slot one after the other, in the order the sockets authenticated: were a newer local
+   * socket's claim to land first, the older socket's claim would take the slot from it without
+   * evicting it, and a later claim on another node would then evict the newer one and leave
+   * the device no socket. A task never breaks the chain (its error is logged).
    */
-  private claimClusterSlot(conn: Connection, slot: string): void {
-    this.inSlotOrder(slot, () =>
-      this.slots.claimSlot(slot, conn.id).then(
-        (previous) => {
-          conn.slotClaimed = true;
-          if (previous && previous.node !== this.nodeId)
-            this.control
-              .publish({ op: 'evict', connectionId: previous.connectionId, node: previous.node })
-              .catch((err) => this.log.warn({ err }, 'evict publish failed'));
-        },
-        (err) => this.log.warn({ err }, 'cluster slot claim failed; the local slot still holds'),
-      ),
-    );
-  }
-
-  /**
-   * Runs this node's cluster claims and releases of one slot one after the other, in the order
-   * the local registry saw them: were a newer local socket's claim to land first, the older
-   * (already replaced) socket's claim would take the slot from it without evicting it, and a
-   * later claim on another node would then evict the newer one and leave the device no socket.
-   */
-  private inSlotOrder(slot: string, task: () => Promise<void>): void {
-    const next = (this.slotTasks.get(slot) ?? Promise.resolve()).then(task);
+  private inSlotOrder(slot: string, task: () => Promise<void>): Promise<void> {
+    const next = (this.slotTasks.get(slot) ?? Promise.resolve())
+      .then(task)
+      .catch((err) => this.log.error({ err }, 'slot task failed'));
     this.slotTasks.set(slot, next);
     next.then(() => {
       if (this.slotTasks.get(slot) === next) this.slotTasks.delete(slot);
     });
+    return next;
   }
 
   /**
@@ -456,29 +456,75 @@ export class Gateway implements FrameContext {
   }
 
   /**
-   * Binds a verified principal to a socket and claims its device slot. `greet` sends the
-   * `connected` frame (handshake auth); in-band login/auth already replied instead.
+   * Binds a verified principal to a socket and `greet`s it (the `connected` frame, or the
+   * in-band login/auth reply), then runs the offline replay. A connection that takes a device
+   * slot is bound and greeted while its cluster claim of the slot is held (before any later
+   * claim, on any node, is decided): the socket greeted later is always the one whose claim
+   * came later, and that claim evicts the older socket (4409) wherever it is.
    */
-  async attach(conn: Connection, auth: AuthContext, greet = false): Promise<void> {
+  async attach(conn: Connection, auth: AuthContext, greet: () => void): Promise<void> {
     if (conn.closed) return;
+    if (this.attaching.has(conn)) throw new GatehouseError('INVALID_REQUEST', 'already authenticating');
+    conn.deviceType = conn.declaredDeviceType ?? auth.deviceType ?? 'unknown';
+    const slot = this.registry.slotOf(auth, conn.deviceType);
+    if (!slot) {
+      this.bind(conn, auth);
+      greet();
+    } else {
+      this.attaching.add(conn);
+      try {
+        await this.inSlotOrder(slot, async () => {
+          let greeted = false;
+          const bindAndGreet = () => {
+            if (greeted || conn.closed) return;
+            greeted = true;
+            this.bind(conn, auth);
+            greet();
+            // Handed to the socket now, not at the end of this turn: the greeting leaves before
+            // the claim is released, so a later claim's greeting cannot overtake it.
+            flushConnection(conn);
+          };
+          const claimed = await this.claimClusterSlot(conn, slot, bindAndGreet);
+          if (claimed && !greeted) {
+            // Gone while claiming: nothing will release the slot on close.
+            await this.slots.releaseSlot(slot, conn.id).catch(() => {});
+            return;
+          }
+          conn.slotClaimed = claimed;
+          bindAndGreet();
+        });
+      } finally {
+        this.attaching.delete(conn);
+      }
+      if (conn.closed || conn.auth !== auth) return;
+    }
+    await this.hooks.onAuthenticated?.(conn);
+  }
+
+  private bind(conn: Connection, auth: AuthContext): void {
     const wasUnauthenticated = conn.auth === null;
     conn.auth = auth;
-    conn.deviceType = conn.declaredDeviceType ?? auth.deviceType ?? 'unknown';
     this.registry.authenticated(conn, wasUnauthenticated);
-    if (conn.slot) this.claimClusterSlot(conn, conn.slot);
-    if (greet)
-      conn.send({
-        type: 'connected',
-        code: 200,
-        body: {
-          message: CONNECTED_AUTHENTICATED_MESSAGE,
-          session_id: conn.id,
-          user: auth.principal,
-          expires_at: auth.expiresAt,
-        },
-        err_msg: '',
-      });
-    await this.hooks.onAuthenticated?.(conn);
+  }
+
+  /**
+   * Claims the slot cluster-wide (the last claim wins) and evicts the holder it displaced on
+   * another node. Resolves whether the claim was recorded; a failed claim (database away)
+   * leaves the local slot alone holding.
+   */
+  private async claimClusterSlot(conn: Connection, slot: string, whileHeld: () => void): Promise<boolean> {
+    let previous: SlotHolder | null;
+    try {
+      previous = await this.slots.claimSlot(slot, conn.id, whileHeld);
+    } catch (err) {
+      this.log.warn({ err }, 'cluster slot claim failed; the local slot still holds');
+      return false;
+    }
+    if (previous && previous.node !== this.nodeId)
+      this.control
+        .publish({ op: 'evict', connectionId: previous.connectionId, node: previous.node })
+        .catch((err) => this.log.warn({ err }, 'evict publish failed'));
+    return true;
   }
 
   private onFrame(conn: Connection, data: RawData, isBinary: boolean): void {

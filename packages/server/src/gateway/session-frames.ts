@@ -17,8 +17,8 @@ export interface FrameContext {
   clock: Clock;
   log: Logger;
   registry: ConnectionRegistry;
-  /** Binds a verified principal to the socket (slot claim, replay) — see Gateway.attach. */
-  attach(conn: Connection, auth: AuthContext): Promise<void>;
+  /** Binds a verified principal to the socket (slot claim, then `greet`, then replay) — see Gateway.attach. */
+  attach(conn: Connection, auth: AuthContext, greet: () => void): Promise<void>;
   checkKind(conn: Connection, auth: AuthContext): void;
 }
 
@@ -97,22 +97,23 @@ export const login: FrameHandler = async (ctx, conn, frame) => {
   };
   ctx.checkKind(conn, auth);
   conn.wsToken = randomBytes(24).toString('base64url');
-  conn.sendRaw(
-    statusReply(
-      frame,
-      'login',
-      'Login successful',
-      {
-        token: issued.token,
-        ...(issued.refreshToken ? { refresh_token: issued.refreshToken } : {}),
-        expires_at: issued.expiresAt,
-        session_id: conn.id,
-        user: issued.principal,
-      },
-      { token: issued.token, wstoken: conn.wsToken },
+  await ctx.attach(conn, auth, () =>
+    conn.sendRaw(
+      statusReply(
+        frame,
+        'login',
+        'Login successful',
+        {
+          token: issued.token,
+          ...(issued.refreshToken ? { refresh_token: issued.refreshToken } : {}),
+          expires_at: issued.expiresAt,
+          session_id: conn.id,
+          user: issued.principal,
+        },
+        { token: issued.token, wstoken: conn.wsToken },
+      ),
     ),
   );
-  await ctx.attach(conn, auth);
 };
 
 const sameSecret = (a: string, b: string): boolean => {
@@ -158,8 +159,11 @@ export const auth: FrameHandler = async (ctx, conn, frame) => {
   }
   requireUnauthenticated(conn);
   ctx.checkKind(conn, context);
-  conn.sendRaw(okReply(frame, 'auth', { user: context.principal, session_id: conn.id, expires_at: context.expiresAt }));
-  await ctx.attach(conn, context);
+  await ctx.attach(conn, context, () =>
+    conn.sendRaw(
+      okReply(frame, 'auth', { user: context.principal, session_id: conn.id, expires_at: context.expiresAt }),
+    ),
+  );
 };
 
 export const hello: FrameHandler = (_ctx, conn, frame) => {
@@ -202,10 +206,23 @@ export const whoami: FrameHandler = (_ctx, conn, frame) => {
   conn.sendRaw(okReply(frame, 'whoami', principalBody(conn)));
 };
 
-/** Revokes the login session: this socket closes 1000, its other sockets 4410. */
+/**
+ * Revokes the login session, then replies: this socket closes 1000, its other sockets 4410.
+ * While the revocation commits, this socket is out of the session's index so that the
+ * session's kick (4410) reaches only the others.
+ */
 export const logout: FrameHandler = async (ctx, conn, frame) => {
-  const sid = (conn.auth as AuthContext).sid;
+  const auth = conn.auth as AuthContext;
+  const aside = `logout:${conn.id}`;
+  ctx.registry.changeSid(conn, auth.sid, aside);
+  conn.auth = { ...auth, sid: aside };
+  try {
+    await ctx.auth.revokeSession(auth.sid);
+  } catch (err) {
+    ctx.registry.changeSid(conn, aside, auth.sid);
+    conn.auth = auth;
+    throw err;
+  }
   conn.sendRaw(okReply(frame, 'logout', null));
   conn.close(CloseCode.NORMAL, 'normal');
-  await ctx.auth.revokeSession(sid);
 };

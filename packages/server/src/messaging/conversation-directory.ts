@@ -35,4 +35,9 @@ export class ConversationDirectory {
   invalidate(id: string): void {
     this.cache.delete(id);
   }
+
+  /** Drops every entry (the broker came back: `conversation-changed` events may have been missed). */
+  clear(): void {
+    this.cache.clear();
+  }
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, it } from 'node:test';
 import type { Logger } from 'pino';
-import type { Broker } from '../../src/broker/broker.js';
+import type { Broker, BrokerStatus } from '../../src/broker/broker.js';
 import { createLogger } from '../../src/logger.js';
 import type { BrokerServerProcess } from './broker-server-process.js';
 import { WAIT_MS } from './ws-client.js';
@@ -315,6 +315,65 @@ export function brokerConformance(target: BrokerTarget): void {
         opened = [];
         await server.stop();
       }
+    });
+
+    it('reports its status: ready once connected, reconnecting while its server is down, ready again once back, closed after close', {
+      skip: target.startServer ? false : 'no server process to restart for this broker',
+    }, async () => {
+      const server = await target.startServer!();
+      try {
+        const broker = node({ url: server.url });
+        const heard: BrokerStatus[] = [];
+        broker.onStatus((status) => heard.push(status));
+        await broker.subscribe('status', () => {}); // waits for the first connection
+        await eventually(() => assert.equal(broker.status(), 'ready'), WAIT_MS, 'ready');
+        await server.kill();
+        await eventually(() => assert.equal(broker.status(), 'reconnecting'), WAIT_MS, 'reconnecting');
+        await server.start();
+        await eventually(() => assert.equal(broker.status(), 'ready'), 3 * WAIT_MS, 'ready again');
+        await broker.ping();
+        await broker.close();
+        assert.equal(broker.status(), 'closed');
+        // Each change told once, in order (a change back and forth may repeat while it is down).
+        assert.equal(heard.at(-1), 'closed');
+        assert.equal(heard.at(-2), 'ready');
+        assert.ok(heard.indexOf('reconnecting') > heard.indexOf('ready'), heard.join(' → '));
+        for (let i = 1; i < heard.length; i++) assert.notEqual(heard[i], heard[i - 1], heard.join(' → '));
+      } finally {
+        await Promise.all(opened.map((broker) => broker.close()));
+        opened = [];
+        await server.stop();
+      }
+    });
+
+    it('reports connecting, then reconnecting after a failed first attempt, when its server is down at the start', {
+      skip: target.startServer ? false : 'no server process to stop for this broker',
+    }, async () => {
+      const server = await target.startServer!();
+      try {
+        await server.kill();
+        const broker = node({ url: server.url });
+        assert.notEqual(broker.status(), 'ready');
+        await eventually(() => assert.equal(broker.status(), 'reconnecting'), WAIT_MS, 'reconnecting');
+        await server.start();
+        await eventually(() => assert.equal(broker.status(), 'ready'), 3 * WAIT_MS, 'ready');
+      } finally {
+        await Promise.all(opened.map((broker) => broker.close()));
+        opened = [];
+        await server.stop();
+      }
+    });
+
+    it('is ready from the start and closed after close when it is the in-process broker', {
+      skip: target.shared ? 'a networked broker connects first' : false,
+    }, async () => {
+      const broker = node();
+      assert.equal(broker.status(), 'ready');
+      const heard: BrokerStatus[] = [];
+      broker.onStatus((status) => heard.push(status));
+      await broker.close();
+      assert.equal(broker.status(), 'closed');
+      assert.deepEqual(heard, ['closed']);
     });
 
     it('waits for a server that is down when the broker starts, and can be closed while still waiting', {

@@ -233,7 +233,7 @@ export class Cluster {
     Object.assign(env, {
       GATEHOUSE_SERVER_HOST: '127.0.0.1',
       GATEHOUSE_STORE_URL: database.url,
-      // A small store pool (the cluster state and rate limits keep up to 4 more each): clusters
+      // A small pool (the node's only one: the cluster state and rate limits share it): clusters
       // of other test runs may share this PostgreSQL server and its 100 connections.
       GATEHOUSE_STORE_POOL_SIZE: '4',
       GATEHOUSE_BROKER_URL: options.brokerUrl,

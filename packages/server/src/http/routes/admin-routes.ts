@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { subscribeWhenReachable } from '../../broker/broker-subscriptions.js';
 import { GatehouseError } from '../../errors.js';
 import type { Services } from '../../services.js';
 import { ClusterConnectionsQuery } from '../cluster-connections.js';
@@ -44,7 +45,14 @@ export async function adminRoutes(app: RestApp, { services }: { services: Servic
     services.nodeId,
     services.log,
   );
-  await cluster.start();
+  // Like the node's own subscriptions, this one must not hold the start while the broker is
+  // unreachable: listings answer from this node (and name the others missing) until it is up.
+  void subscribeWhenReachable(
+    services.broker,
+    () => cluster.start(),
+    () => cluster.stop(),
+    services.log,
+  );
   app.addHook('onClose', () => cluster.stop());
 
   /** The principal must exist (404 otherwise). */
