@@ -1,3 +1,4 @@
+import { normalizeDeviceType } from '@gatehouse/protocol';
 import { Type } from '@sinclair/typebox';
 import { GatehouseError } from '../../errors.js';
 import type { Services } from '../../services.js';
@@ -87,7 +88,9 @@ export async function adminRoutes(app: RestApp, { services }: { services: Servic
     },
     async (request) => {
       const { id } = request.params;
-      const deviceType = request.body?.deviceType;
+      const given = request.body?.deviceType;
+      // Counted as the gateways close: an alias names its canonical type.
+      const deviceType = given ? normalizeDeviceType(given) : undefined;
       await known(id);
       const { connections, missingNodes } = await cluster.list(id);
       const closing = connections.filter((c) => !deviceType || c.device_type === deviceType);

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { deviceTypeField } from '../../gateway/device-fields.js';
 import type { Services } from '../../services.js';
 import { accessTokenAuth, appOrAdminAuth, onlyKind, requireCredential } from '../credentials.js';
 import type { RestApp } from '../rest-types.js';
@@ -39,7 +40,8 @@ export async function conversationRoutes(app: RestApp, { services }: { services:
     },
     async (request) => {
       const context = request.access;
-      const deviceType = request.query.device_type ?? context.deviceType ?? 'unknown';
+      // The one device-type rule: an alias names its canonical type; empty means "the token's".
+      const deviceType = deviceTypeField('device_type', request.query.device_type) ?? context.deviceType ?? 'unknown';
       const summaries = await services.store.conversationsOf(context.principal.id, deviceType);
       return {
         device_type: deviceType,
