@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { passwordUser } from './helpers/auth-fixtures.js';
 import { api, createAppKey, newCustomer, startServer, type TestServer, userToken } from './helpers/test-server.js';
@@ -184,6 +185,24 @@ describe('REST logs', () => {
     assert.equal(failed.outcome, 'failed');
     assert.equal(failed.status, 404);
     assert.equal(failed.code, 'NOT_FOUND');
+  });
+
+  it('audits an action whose caller hung up before the answer (the action happened)', async () => {
+    secrets.push(await userToken(server, appKey, 'log-hangup'));
+    const { port } = new URL(server.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    // The whole request, then the connection is reset at once: the server still acts on it.
+    socket.on('error', () => {});
+    socket.write(
+      `POST /api/v1/admin/principals/log-hangup/block HTTP/1.1\r\nHost: x\r\nX-Admin-Key: ${ADMIN_KEY}\r\nContent-Length: 0\r\n\r\n`,
+    );
+    socket.resetAndDestroy();
+    const entry = await line((l) => l.msg === 'admin action' && l.target === 'log-hangup', 'audit of a hung-up call');
+    assert.equal(entry.action, 'principal.block');
+    // The address is the caller's, though its socket is gone by the time the line is written.
+    assert.equal(entry.ip, '127.0.0.1');
+    assert.equal((await server.gatehouse.services.store.getPrincipal('log-hangup'))?.blocked, true);
   });
 
   it('logs an admin request with a wrong key as refused, with the fingerprint of the key presented', async () => {

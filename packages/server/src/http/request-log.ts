@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { redactHeaders, redactUrl } from '../logger.js';
 import type { RestApp } from './rest-types.js';
@@ -12,6 +13,9 @@ const MAX_LOGGED_URL = 1024;
  * request lines stay off: they would carry the raw URL (`?token=…`).
  */
 export function logRequests(app: RestApp, log: Logger): void {
+  // Node reads a socket's peer address lazily, and cannot once the peer has reset it: read it
+  // on accept, so that a caller who hung up is still logged (and audited) with its address.
+  app.server.on('connection', (socket: Socket) => void socket.remoteAddress);
   app.addHook('onResponse', async (request, reply) => {
     if (!log.isLevelEnabled('debug')) return;
     request.log.debug(
