@@ -18,6 +18,15 @@ const CREDENTIAL_HEADERS = [
 const SHORTENED = /^(\*\*\*|[^…]{0,8}…[^…]{0,4})$/u;
 
 /**
+ * pino's error serializer without `rawPacket`: the bytes of a request the HTTP parser refused
+ * (Fastify logs that error at `trace`), headers and credentials included.
+ */
+function serializeError(err: Error): Record<string, unknown> {
+  const { rawPacket: _raw, ...rest } = pino.stdSerializers.err(err) as unknown as Record<string, unknown>;
+  return rest;
+}
+
+/**
  * Structured JSON logs. Credentials never appear whole: known header and field names are
  * shortened to their first 8 and last 4 characters (SPEC §8).
  */
@@ -26,6 +35,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     {
       level,
       base: { service: 'gatehouse' },
+      serializers: { err: serializeError },
       redact: {
         paths: [
           'token',

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -140,6 +141,30 @@ describe('logs never carry a whole credential', () => {
       assert.doesNotThrow(() => JSON.parse(line), `not a JSON line: ${line}`);
       for (const secret of secrets)
         assert.ok(!line.includes(secret), `a log line carries a credential (${secret.slice(0, 8)}…): ${line}`);
+    }
+  });
+
+  it('keeps the credentials of a request the HTTP parser refused out of the trace lines', async () => {
+    const token = `eyJhbGciOiJIUzI1NiJ9.${'r'.repeat(40)}.raw-packet-secret-0123`;
+    const bytes = [...Buffer.from(token.slice(0, 24))].join(',');
+    const before = captured.lines.length;
+    const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+    socket.on('error', () => {});
+    // A header line without a colon: the parser refuses the request, with its raw bytes in the error.
+    socket.write(
+      `GET /api/v1/conversations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nbroken header\r\n\r\n`,
+    );
+    await new Promise((resolve) => socket.once('data', resolve));
+    socket.destroy();
+    let lines: string[] = [];
+    for (let i = 0; i < 100 && lines.length === 0; i++) {
+      lines = captured.lines.slice(before).filter((l) => l.includes('client error'));
+      if (lines.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(lines.length > 0, 'the refusal was logged (the test reaches the path)');
+    for (const line of lines) {
+      assert.ok(!line.includes(token), line);
+      assert.ok(!line.includes(bytes), `the raw request bytes are in the log: ${line.slice(0, 200)}`);
     }
   });
 });
