@@ -11,6 +11,16 @@ export function shouldSeedDemo(config: GatehouseConfig): boolean {
   return !/^postgres(ql)?:\/\//.test(config.store.url);
 }
 
+/** The kind of store a URL names, for the log (never the URL: it may hold a password). */
+export function storeKind(url: string): string {
+  return /^postgres(ql)?:\/\//.test(url) ? 'postgresql' : 'sqlite';
+}
+
+/** The kind of broker a URL names, for the log. */
+export function brokerKind(url: string): string {
+  return url === '' ? 'memory' : url.slice(0, Math.max(0, url.indexOf(':'))).replace(/^rediss$/, 'redis');
+}
+
 /** Writes the banner owner-only (0600), replacing an older one. */
 function writePrivate(file: string, text: string): void {
   const fd = openSync(file, 'w', 0o600);
@@ -46,7 +56,18 @@ async function serve(_args: string[], flags: Flags): Promise<number> {
   const gatehouse = await Gatehouse.create({ config, logger: log });
   const { url } = await gatehouse.listen();
   const { notes, services } = gatehouse;
-  log.info({ url, dataDir: notes.dataDir, node: services.nodeId }, 'gatehouse listening');
+  const node = services.nodeId;
+  log.info(
+    {
+      url,
+      dataDir: notes.dataDir,
+      node,
+      store: storeKind(config.store.url),
+      broker: brokerKind(config.broker.url),
+      pid: process.pid,
+    },
+    'gatehouse listening',
+  );
 
   const banner: string[] = [];
   if (notes.generatedAdminKey)
@@ -83,11 +104,15 @@ async function serve(_args: string[], flags: Flags): Promise<number> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down');
+    const since = Date.now();
+    log.info({ node, signal, reason: `received ${signal}` }, 'gatehouse stopping');
     gatehouse.close().then(
-      () => process.exit(0),
+      () => {
+        log.info({ node, signal, durationMs: Date.now() - since }, 'gatehouse stopped');
+        process.exit(0);
+      },
       (err) => {
-        log.error({ err }, 'shutdown failed');
+        log.error({ err, node, signal }, 'shutdown failed');
         process.exit(1);
       },
     );

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { decodeProtectedHeader } from 'jose';
-import { shouldSeedDemo } from '../src/cli-serve.js';
+import { brokerKind, shouldSeedDemo, storeKind } from '../src/cli-serve.js';
 import { systemClock } from '../src/clock.js';
 import { loadConfig } from '../src/config.js';
 import { type KeysFile, keyRingFrom } from '../src/tokens/signing-keys.js';
@@ -165,6 +165,49 @@ describe('the gatehouse CLI', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('logs its start (URL, node, store and broker kinds) and its stop (signal) at info', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-cli-stop-'));
+    try {
+      const { child, url, stdout } = await serve(join(dir, 'data'), {
+        GATEHOUSE_DEMO_SEED: 'false',
+        GATEHOUSE_NODE_ID: 'log-node-1',
+      });
+      assert.equal(await stop(child), 0);
+      const lines = assertJsonLines(stdout());
+      const listening = lines.find((l) => l.msg === 'gatehouse listening');
+      assert.ok(listening, stdout());
+      assert.equal(listening.level, 30);
+      assert.equal(listening.url, url);
+      assert.equal(listening.node, 'log-node-1');
+      assert.equal(listening.store, 'sqlite');
+      assert.equal(listening.broker, 'memory');
+      const stopping = lines.find((l) => l.msg === 'gatehouse stopping');
+      assert.ok(stopping, stdout());
+      assert.equal(stopping.level, 30);
+      assert.equal(stopping.signal, 'SIGTERM');
+      assert.equal(stopping.node, 'log-node-1');
+      const stopped = lines.find((l) => l.msg === 'gatehouse stopped');
+      assert.ok(stopped, stdout());
+      assert.equal(stopped.signal, 'SIGTERM');
+      assert.equal(typeof stopped.durationMs, 'number');
+      assert.ok(lines.indexOf(stopping) < lines.indexOf(stopped));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names the store and broker by kind in the log, never by URL (it may hold a password)', () => {
+    assert.equal(storeKind(''), 'sqlite');
+    assert.equal(storeKind('sqlite:/var/lib/gatehouse/g.db'), 'sqlite');
+    assert.equal(storeKind('postgres://gatehouse:s3cret@db/gatehouse'), 'postgresql');
+    assert.equal(storeKind('postgresql://db/gatehouse'), 'postgresql');
+    assert.equal(brokerKind(''), 'memory');
+    assert.equal(brokerKind('memory://'), 'memory');
+    assert.equal(brokerKind('redis://:s3cret@cache:6379'), 'redis');
+    assert.equal(brokerKind('rediss://cache:6380'), 'redis');
+    assert.equal(brokerKind('nats://user:s3cret@nats:4222'), 'nats');
   });
 
   it('seeds demo data by default only on the embedded store, never on PostgreSQL unless asked', () => {

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Gatehouse } from '../src/app.js';
 import { ManualClock } from '../src/clock.js';
 import { loadConfig } from '../src/config.js';
-import { createLogger, redactUrl } from '../src/logger.js';
+import { createLogger, keyFingerprint, redactHeaders, redactUrl } from '../src/logger.js';
 import { closeClient, passwordUser, tryConnect } from './helpers/auth-fixtures.js';
 import { agentLogin, api, createAppKey, newCustomer, type TestServer, userToken } from './helpers/test-server.js';
 import { TestClient } from './helpers/ws-client.js';
@@ -142,6 +143,30 @@ describe('logs never carry a whole credential', () => {
         assert.ok(!line.includes(secret), `a log line carries a credential (${secret.slice(0, 8)}…): ${line}`);
     }
   });
+
+  it('keeps the credentials of a request the HTTP parser refused out of the trace lines', async () => {
+    const token = `eyJhbGciOiJIUzI1NiJ9.${'r'.repeat(40)}.raw-packet-secret-0123`;
+    const bytes = [...Buffer.from(token.slice(0, 24))].join(',');
+    const before = captured.lines.length;
+    const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+    socket.on('error', () => {});
+    // A header line without a colon: the parser refuses the request, with its raw bytes in the error.
+    socket.write(
+      `GET /api/v1/conversations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nbroken header\r\n\r\n`,
+    );
+    await new Promise((resolve) => socket.once('data', resolve));
+    socket.destroy();
+    let lines: string[] = [];
+    for (let i = 0; i < 100 && lines.length === 0; i++) {
+      lines = captured.lines.slice(before).filter((l) => l.includes('client error'));
+      if (lines.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(lines.length > 0, 'the refusal was logged (the test reaches the path)');
+    for (const line of lines) {
+      assert.ok(!line.includes(token), line);
+      assert.ok(!line.includes(bytes), `the raw request bytes are in the log: ${line.slice(0, 200)}`);
+    }
+  });
 });
 
 describe('the logger and URL redaction', () => {
@@ -188,5 +213,42 @@ describe('the logger and URL redaction', () => {
     assert.ok(!url.includes(token), url);
     assert.ok(url.includes('device_type=im_web') && url.endsWith('&x=1'), url);
     assert.equal(url.split(`${token.slice(0, 8)}…${token.slice(-4)}`).length, 4);
+  });
+
+  it('redacts credential parameters however the query parser would read their names', () => {
+    const token = 'eyJhbGciOiJIUzI1NiJ9.payload-payload-payload.signature';
+    for (const name of ['%74oken', 'Token', 'refresh_token', 'wstoken', 'password', 'pwd', 'access%5Ftoken']) {
+      const url = redactUrl(`/x?a=1&${name}=${token}&b=2`);
+      assert.ok(!url.includes(token), url);
+      assert.equal(url, `/x?a=1&${name}=${token.slice(0, 8)}…${token.slice(-4)}&b=2`);
+    }
+    // A value percent-encoded whole is shortened after decoding, so no encoded copy survives.
+    const encoded = [...token].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('');
+    assert.ok(!redactUrl(`/x?token=${encoded}`).includes(encoded));
+    assert.equal(redactUrl('/x?tokens=1&token'), '/x?tokens=1&token');
+    assert.equal(redactUrl('/x'), '/x');
+  });
+
+  it('shortens credential headers in a copy and keeps the shortened value through the logger', () => {
+    const token = `eyJhbGciOiJIUzI1NiJ9.${'x'.repeat(40)}.signature-part-0123`;
+    const headers = redactHeaders({
+      authorization: `Bearer ${token}`,
+      cookie: `sid=${token}`,
+      'proxy-authorization': `Basic ${token}`,
+      'user-agent': 'test',
+      'x-forwarded-for': ['10.0.0.1', '10.0.0.2'],
+    });
+    assert.equal(headers['user-agent'], 'test');
+    assert.equal(headers['x-forwarded-for'], '10.0.0.1, 10.0.0.2');
+    assert.equal(headers.authorization, `Bearer e…0123`);
+    const captured = captureLines();
+    createLogger('info', captured.stream).info({ headers }, 'headers');
+    const [line] = captured.lines;
+    assert.ok(line && !line.includes(token));
+    assert.equal(JSON.parse(line).headers.authorization, 'Bearer e…0123');
+  });
+
+  it('names a key by the first 8 hex digits of its SHA-256', () => {
+    assert.equal(keyFingerprint('abc'), 'ba7816bf');
   });
 });

@@ -100,8 +100,31 @@ describe('device type aliases', () => {
       body: { deviceType: 'IOS' },
     });
     assert.ok(res.status < 300, `kick answered ${res.status}`);
+    // `closed` counts the sockets of the canonical type the alias names.
+    assert.equal(res.body.closed, 1);
     assert.equal((await within(ios.closed, 'kicked socket')).code, 4410);
     assert.equal(web.ws.readyState, web.ws.OPEN);
+  });
+
+  it('reads GET /api/v1/conversations?device_type= with an alias as the canonical type', async () => {
+    const token = await userToken(server, appKey, 'alias-conversations', 'im_app_ios');
+    const headers = { authorization: `Bearer ${token}` };
+    for (const alias of ['android', 'ANDROID', 'im_app_android']) {
+      const res = await api(server, 'GET', `/api/v1/conversations?device_type=${alias}`, { headers });
+      assert.equal(res.status, 200);
+      assert.equal(res.body.device_type, 'im_app_android', alias);
+    }
+    const custom = await api(server, 'GET', '/api/v1/conversations?device_type=Kiosk-7', { headers });
+    assert.equal(custom.body.device_type, 'Kiosk-7');
+    // Absent or empty: the token's device type.
+    for (const query of ['', '?device_type=']) {
+      const res = await api(server, 'GET', `/api/v1/conversations${query}`, { headers });
+      assert.equal(res.status, 200);
+      assert.equal(res.body.device_type, 'im_app_ios', query);
+    }
+    const bad = await api(server, 'GET', '/api/v1/conversations?device_type=a%20b', { headers });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error, 'INVALID_REQUEST');
   });
 
   it('keeps any other well-formed device type as it is (its own slot), as docs/protocol.md says', async () => {

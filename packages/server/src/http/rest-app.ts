@@ -9,6 +9,7 @@ import { GatehouseError } from '../errors.js';
 import type { Services } from '../services.js';
 import { adminKeyAuth } from './credentials.js';
 import { sendError } from './error-reply.js';
+import { logRequests } from './request-log.js';
 import type { RestApp } from './rest-types.js';
 import { adminRoutes } from './routes/admin-routes.js';
 import { conversationRoutes, groupRoutes, sessionRoutes } from './routes/conversation-routes.js';
@@ -50,7 +51,7 @@ export async function createRestApp(services: Services, log: Logger): Promise<Re
       : null;
   const app = Fastify({
     loggerInstance: log,
-    // Per-request lines would carry URLs with tokens (?token=…); errors are logged by sendError.
+    // Fastify's request lines would carry raw URLs (?token=…): logRequests writes redacted ones.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimit,
     // Principal ids in paths may be 128 characters, each up to 12 when percent-encoded.
@@ -76,6 +77,7 @@ export async function createRestApp(services: Services, log: Logger): Promise<Re
     if (bad === 'ill-formed')
       throw new GatehouseError('INVALID_REQUEST', 'the request contains text that is not well-formed Unicode');
   });
+  logRequests(app, log);
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
   );

@@ -35,7 +35,7 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
  */
 export async function startServer(
   overrides: ConfigInput = {},
-  options: { dataDir?: string; clock?: ManualClock } = {},
+  options: { dataDir?: string; clock?: ManualClock; logStream?: { write(line: string): void } } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
   const clock = options.clock ?? new ManualClock(Date.now());
@@ -49,7 +49,11 @@ export async function startServer(
   const config = loadConfig({
     overrides: merge(base as Record<string, unknown>, overrides as Record<string, unknown>),
   });
-  const gatehouse = await Gatehouse.create({ config, clock, logger: createLogger(config.log.level) });
+  const gatehouse = await Gatehouse.create({
+    config,
+    clock,
+    logger: createLogger(config.log.level, options.logStream),
+  });
   const { port } = await gatehouse.listen();
   return {
     gatehouse,

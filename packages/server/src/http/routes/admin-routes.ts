@@ -1,7 +1,9 @@
+import { normalizeDeviceType } from '@gatehouse/protocol';
 import { Type } from '@sinclair/typebox';
 import { subscribeWhenReachable } from '../../broker/broker-subscriptions.js';
 import { GatehouseError } from '../../errors.js';
 import type { Services } from '../../services.js';
+import { auditAdminActions, noteAudit } from '../admin-audit.js';
 import { ClusterConnectionsQuery } from '../cluster-connections.js';
 import { adminKeyAuth, requireCredential } from '../credentials.js';
 import type { RestApp } from '../rest-types.js';
@@ -28,6 +30,7 @@ const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody 
 export async function adminRoutes(app: RestApp, { services }: { services: Services }): Promise<void> {
   const { auth, gateway, store } = services;
   requireCredential(app, adminKeyAuth(services.config.adminKey));
+  auditAdminActions(app, services.config.adminKey);
 
   // `Content-Type: application/json` with an empty body (a bare kick) means "no options".
   const json = app.getDefaultJsonParser('error', 'error');
@@ -63,6 +66,7 @@ export async function adminRoutes(app: RestApp, { services }: { services: Servic
   app.get(
     '/api/v1/admin/connections',
     {
+      config: { audit: 'connections.list' },
       schema: {
         summary: 'The sockets of every node, optionally of one principal',
         description:
@@ -79,6 +83,7 @@ export async function adminRoutes(app: RestApp, { services }: { services: Servic
   app.post(
     '/api/v1/admin/principals/:id/kick',
     {
+      config: { audit: 'principal.kick' },
       schema: {
         summary: "Close a principal's sockets (of one device type) with 4410 KICKED",
         description: '`closed` counts the sockets open on every node at the time of the call (best effort).',
@@ -95,11 +100,14 @@ export async function adminRoutes(app: RestApp, { services }: { services: Servic
     },
     async (request) => {
       const { id } = request.params;
-      const deviceType = request.body?.deviceType;
+      const given = request.body?.deviceType;
+      // Counted as the gateways close: an alias names its canonical type.
+      const deviceType = given ? normalizeDeviceType(given) : undefined;
       await known(id);
       const { connections, missingNodes } = await cluster.list(id);
       const closing = connections.filter((c) => !deviceType || c.device_type === deviceType);
       await services.control.publish({ op: 'kick', id, ...(deviceType ? { deviceType } : {}) });
+      noteAudit(request, { ...(deviceType ? { deviceType } : {}), closed: closing.length });
       return { ok: true as const, closed: closing.length, missingNodes };
     },
   );
@@ -112,6 +120,7 @@ export async function adminRoutes(app: RestApp, { services }: { services: Servic
     app.post(
       `/api/v1/admin/principals/:id/${action}`,
       {
+        config: { audit: `principal.${action}` },
         schema: {
           summary,
           description:
@@ -130,6 +139,7 @@ export async function adminRoutes(app: RestApp, { services }: { services: Servic
         const { connections, missingNodes } =
           action === 'unblock' ? { connections: [], missingNodes: [] } : await cluster.list(id);
         if (!(await apply(id))) throw new GatehouseError('NOT_FOUND', `no principal "${id}"`);
+        noteAudit(request, { closed: connections.length });
         return { ok: true as const, closed: connections.length, missingNodes };
       },
     );
@@ -138,6 +148,7 @@ export async function adminRoutes(app: RestApp, { services }: { services: Servic
   app.post(
     '/api/v1/admin/agents',
     {
+      config: { audit: 'agent.create' },
       schema: {
         summary: 'Create an agent (password account)',
         tags,
@@ -153,6 +164,7 @@ export async function adminRoutes(app: RestApp, { services }: { services: Servic
     },
     async (request, reply) => {
       const { username, password, name, id } = request.body;
+      noteAudit(request, { username });
       const agent = await auth.createAccount({
         kind: 'agent',
         username,
@@ -160,6 +172,7 @@ export async function adminRoutes(app: RestApp, { services }: { services: Servic
         ...(name ? { name } : {}),
         ...(id ? { id } : {}),
       });
+      noteAudit(request, { target: agent.id });
       return reply.status(201).send(agent);
     },
   );
@@ -167,6 +180,7 @@ export async function adminRoutes(app: RestApp, { services }: { services: Servic
   app.post(
     '/api/v1/admin/app-keys',
     {
+      config: { audit: 'app-key.create' },
       schema: {
         summary: 'Create an app key (shown once)',
         tags,
@@ -175,12 +189,18 @@ export async function adminRoutes(app: RestApp, { services }: { services: Servic
         response: { 201: AppKeyCreated, ...errors },
       },
     },
-    async (request, reply) => reply.status(201).send(await auth.createAppKey(request.body.name)),
+    async (request, reply) => {
+      const created = await auth.createAppKey(request.body.name);
+      // The app key's id and name name it in the trail; the key itself is shown once, to the caller.
+      noteAudit(request, { target: created.id, name: request.body.name });
+      return reply.status(201).send(created);
+    },
   );
 
   app.get(
     '/api/v1/admin/app-keys',
     {
+      config: { audit: 'app-keys.list' },
       schema: { summary: 'List app keys (without the keys)', tags, security, response: { 200: AppKeyList, ...errors } },
     },
     async () => ({
@@ -190,7 +210,10 @@ export async function adminRoutes(app: RestApp, { services }: { services: Servic
 
   app.get(
     '/api/v1/admin/stats',
-    { schema: { summary: 'Node and store counters', tags, security, response: { 200: NodeStats, ...errors } } },
+    {
+      config: { audit: 'stats.read' },
+      schema: { summary: 'Node and store counters', tags, security, response: { 200: NodeStats, ...errors } },
+    },
     async () => {
       const byKind = { user: 0, agent: 0, customer: 0 };
       for (const conn of gateway.registry.all) if (conn.auth) byKind[conn.auth.principal.kind]++;

@@ -1,5 +1,7 @@
 import { Type } from '@sinclair/typebox';
+import { deviceTypeField } from '../../gateway/device-fields.js';
 import type { Services } from '../../services.js';
+import { auditAdminActions, noteAudit } from '../admin-audit.js';
 import { accessTokenAuth, appOrAdminAuth, onlyKind, requireCredential } from '../credentials.js';
 import type { RestApp } from '../rest-types.js';
 import {
@@ -39,7 +41,8 @@ export async function conversationRoutes(app: RestApp, { services }: { services:
     },
     async (request) => {
       const context = request.access;
-      const deviceType = request.query.device_type ?? context.deviceType ?? 'unknown';
+      // The one device-type rule: an alias names its canonical type; empty means "the token's".
+      const deviceType = deviceTypeField('device_type', request.query.device_type) ?? context.deviceType ?? 'unknown';
       const summaries = await services.store.conversationsOf(context.principal.id, deviceType);
       return {
         device_type: deviceType,
@@ -84,12 +87,15 @@ export async function conversationRoutes(app: RestApp, { services }: { services:
 /** Groups (SPEC §6): managed by an app (`X-App-Key`, its own users only) or the operator (`X-Admin-Key`). */
 export async function groupRoutes(app: RestApp, { services }: { services: Services }): Promise<void> {
   requireCredential(app, appOrAdminAuth(services), 'manager');
+  // Requests made with the admin key join the admin audit trail; app-key requests do not.
+  auditAdminActions(app, services.config.adminKey, (request) => request.headers['x-admin-key'] !== undefined);
   const { messaging } = services;
   const tags = ['conversations'];
 
   app.post(
     '/api/v1/conversations',
     {
+      config: { audit: 'group.create' },
       schema: {
         summary: 'Create a group (X-App-Key for its own users, or X-Admin-Key)',
         tags,
@@ -105,6 +111,7 @@ export async function groupRoutes(app: RestApp, { services }: { services: Servic
     async (request, reply) => {
       const { appId } = request.manager;
       const group = await messaging.createGroup(request.body.name, request.body.members, appId);
+      noteAudit(request, { target: group.id, members: request.body.members.length });
       return reply.status(201).send({
         id: group.id,
         kind: 'group' as const,
@@ -117,6 +124,7 @@ export async function groupRoutes(app: RestApp, { services }: { services: Servic
   app.post(
     '/api/v1/conversations/:id/members',
     {
+      config: { audit: 'group.members.add' },
       schema: {
         summary: 'Add members to a group',
         tags,
@@ -135,6 +143,7 @@ export async function groupRoutes(app: RestApp, { services }: { services: Servic
   app.delete(
     '/api/v1/conversations/:id/members/:principalId',
     {
+      config: { audit: 'group.members.remove' },
       schema: {
         summary: 'Remove a member from a group',
         tags,
@@ -148,6 +157,7 @@ export async function groupRoutes(app: RestApp, { services }: { services: Servic
     },
     async (request, reply) => {
       const { appId } = request.manager;
+      noteAudit(request, { member: request.params.principalId });
       await messaging.removeMember(request.params.id, request.params.principalId, appId);
       return reply.status(204).send(null);
     },

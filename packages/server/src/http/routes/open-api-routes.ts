@@ -3,6 +3,7 @@ import { DeviceFieldSchema } from '../../gateway/device-fields.js';
 import type { Services } from '../../services.js';
 import { appKeyAuth, requireCredential } from '../credentials.js';
 import { shapedErrorHandler } from '../error-reply.js';
+import { bodyField, logRefusals } from '../refusal-log.js';
 import type { RestApp } from '../rest-types.js';
 import { OpenApiError, OpenApiLoginResult } from '../schemas.js';
 
@@ -24,6 +25,15 @@ export const UserStatus = { normal: 1, blocked: 2 } as const;
  */
 export async function openApiRoutes(app: RestApp, { services }: { services: Services }): Promise<void> {
   requireCredential(app, appKeyAuth(services), 'callerApp');
+  // A wrong X-App-Key is refused before the body is read: then no user id is known.
+  app.addHook(
+    'onError',
+    logRefusals(
+      'open API login refused',
+      (request) => bodyField(request, 'id'),
+      (request) => (request.callerApp ? { app: request.callerApp.id } : {}),
+    ),
+  );
   app.setErrorHandler(
     shapedErrorHandler(services.log, ({ status, code, message }) => ({ code: status, msg: message, error: code })),
   );

@@ -3,6 +3,7 @@ import { GatehouseError } from '../../errors.js';
 import { DeviceFieldSchema as DeviceField } from '../../gateway/device-fields.js';
 import type { Services } from '../../services.js';
 import { bearerToken } from '../credentials.js';
+import { bodyField, logRefusals } from '../refusal-log.js';
 import type { RestApp } from '../rest-types.js';
 import {
   CustomerRefreshResult,
@@ -59,6 +60,7 @@ export async function publicRoutes(app: RestApp, { services }: { services: Servi
   app.post(
     '/api/v1/public/login',
     {
+      onError: logRefusals('login refused', (request) => bodyField(request, 'username')),
       schema: {
         summary: 'Password login (agents and operator-managed users)',
         tags,
@@ -148,6 +150,9 @@ export async function publicRoutes(app: RestApp, { services }: { services: Servi
     '/api/v1/customers/:customerId/token',
     {
       config,
+      onError: logRefusals('customer refresh refused', (request) =>
+        (request.params as { customerId?: string }).customerId?.slice(0, 128),
+      ),
       schema: {
         summary: "New customer token from the customer's refresh token",
         tags,
@@ -163,6 +168,7 @@ export async function publicRoutes(app: RestApp, { services }: { services: Servi
     '/api/v1/customers/token',
     {
       config,
+      onError: logRefusals('customer refresh refused', (request) => bodyField(request, 'customerId')),
       schema: {
         summary: 'Same as /customers/{customerId}/token with customerId in the body',
         tags,

@@ -3,6 +3,7 @@ import { ms } from '../../config.js';
 import type { Services } from '../../services.js';
 import { accessTokenAuth, requireCredential } from '../credentials.js';
 import { shapedErrorHandler } from '../error-reply.js';
+import { logRefusals } from '../refusal-log.js';
 import type { RestApp } from '../rest-types.js';
 import { ErrorBody, RefreshEnvelope, TicketResult } from '../schemas.js';
 
@@ -25,6 +26,8 @@ export async function refreshTokenRoutes(app: RestApp, { services }: { services:
     '/api/refresh-token',
     {
       config: { cors: 'public' },
+      // The refresh token names no principal the log may show before it is verified.
+      onError: logRefusals('refresh refused', () => undefined),
       schema: {
         summary: 'Rotate a refresh token: new access and refresh tokens; a reused one revokes the session',
         tags: ['tokens'],
