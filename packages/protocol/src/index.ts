@@ -1,2 +1,3 @@
+export * from './client-policy.js';
 export * from './codes.js';
 export * from './frames.js';
