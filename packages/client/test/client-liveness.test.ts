@@ -51,10 +51,11 @@ class FreezingProxy {
   }
 }
 
-describe('GatehouseClient dead-connection detection', () => {
+describe('GatehouseClient dead-connection detection', { timeout: 60_000 }, () => {
   let server: TestGatehouse;
   let proxy: FreezingProxy;
   let appKey: string;
+  const clients: GatehouseClient[] = [];
 
   before(async () => {
     server = await TestGatehouse.start();
@@ -63,6 +64,7 @@ describe('GatehouseClient dead-connection detection', () => {
     await proxy.listen(server.port);
   });
   after(async () => {
+    for (const c of clients) c.close();
     proxy.close();
     await server.close();
   });
@@ -76,6 +78,7 @@ describe('GatehouseClient dead-connection detection', () => {
       pongTimeout: 300,
       backoff: { initial: 50, max: 100, prompt: 50, long: 100 },
     });
+    clients.push(c);
     const rec = record(c);
     await c.connect();
     const first = c.sessionId;

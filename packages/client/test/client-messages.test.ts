@@ -5,7 +5,7 @@ import { GatehouseClient } from '../src/index.js';
 import { keys, record } from './helpers/recorder.js';
 import { agentLogin, api, createAppKey, newCustomer, TestGatehouse, until, userToken } from './helpers/server.js';
 
-describe('GatehouseClient messages', () => {
+describe('GatehouseClient messages', { timeout: 60_000 }, () => {
   let server: TestGatehouse;
   let appKey: string;
   const clients: GatehouseClient[] = [];

@@ -7,7 +7,7 @@ import { admin, api, createAppKey, TestGatehouse, until, userToken } from './hel
 
 const quick = { initial: 50, max: 200, prompt: 50, long: 200 };
 
-describe('GatehouseClient terminal closes and slow-down', () => {
+describe('GatehouseClient terminal closes and slow-down', { timeout: 60_000 }, () => {
   let server: TestGatehouse;
   let appKey: string;
   const clients: GatehouseClient[] = [];

@@ -7,7 +7,7 @@ import { createAppKey, TestGatehouse, until, userToken } from './helpers/server.
 
 const quick = { initial: 50, max: 200, prompt: 50, long: 200 };
 
-describe('GatehouseClient tokens', () => {
+describe('GatehouseClient tokens', { timeout: 60_000 }, () => {
   let server: TestGatehouse;
   let appKey: string;
   const clients: GatehouseClient[] = [];
