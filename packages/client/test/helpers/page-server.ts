@@ -11,7 +11,7 @@ export class PageServer {
   url = '';
 
   constructor(
-    private readonly files: Record<string, { type: string; body: () => string }>,
+    private readonly files: Record<string, { type: string; body: () => string | Promise<string> }>,
     private readonly upstreamPort: number,
   ) {}
 
@@ -19,8 +19,16 @@ export class PageServer {
     this.server = createServer((req, res) => {
       const file = this.files[(req.url ?? '/').split('?')[0] as string];
       if (file) {
-        res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' });
-        res.end(file.body());
+        Promise.resolve(file.body()).then(
+          (body) => {
+            res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' });
+            res.end(body);
+          },
+          () => {
+            res.writeHead(500);
+            res.end();
+          },
+        );
         return;
       }
       const upstream = request(
