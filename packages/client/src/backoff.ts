@@ -6,7 +6,7 @@ export interface BackoffOptions {
   max: number;
   /** Upper bound of the jitter for a prompt retry (1001/1012), ms (default 1000). */
   prompt: number;
-  /** Lower bound for a long backoff (4429, 1013) without Retry-After, ms (default 5000). */
+  /** Lower bound for a long backoff (4429, 1013), ms (default 5000); the delay is random in [bound, 2 × bound). */
   long: number;
 }
 
@@ -26,8 +26,9 @@ export function backoffDelay(
   const ceiling = Math.min(options.max, options.initial * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
   if (kind === 'prompt' && attempt <= 1) return Math.floor(random() * options.prompt);
   if (kind === 'long') {
+    // At least Retry-After (or `long`), then as much jitter again: a refused crowd comes back spread out.
     const floor = Math.max(retryAfterMs, options.long);
-    return Math.floor(floor + random() * Math.max(options.initial, ceiling));
+    return Math.floor(floor + random() * Math.max(floor, ceiling));
   }
   return Math.floor(Math.max(retryAfterMs, random() * ceiling));
 }

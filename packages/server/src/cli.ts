@@ -17,6 +17,7 @@ Usage:
   gatehouse token issue --sub ID --kind user|agent|customer [--ttl 1h] [--name N] [--device-type T] [--device-id D] [--data-dir DIR]
   gatehouse token decode TOKEN
   gatehouse probe WS_URL [--token T] [--header K:V]... [--hello]
+  gatehouse bench URL (--app-key K | --admin-key K) [--clients N] [--rate M] [--duration T]   (--help for more)
 
 Every configuration key can also be set with a GATEHOUSE_* environment variable (see README).`;
 
@@ -186,6 +187,8 @@ function decode(token: string): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `bench` has options of its own (cli-bench.ts).
+  if (argv[0] === 'bench') return (await import('./cli-bench.js')).benchCommand(argv.slice(1));
   const { values: flags, positionals } = parseArgs({
     args: argv,
     options: OPTIONS,
