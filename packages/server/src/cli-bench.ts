@@ -144,10 +144,20 @@ export async function benchCommand(argv: string[], out: (line: string) => void =
   const wsUrl = `${origin.replace(/^http/, 'ws')}${path}`;
 
   out(`bench ${origin}: ${count} clients, ${rate} msg/s, ${durationMs / 1000} s`);
+  // Tokens first, so that the connect rate measures handshakes only.
+  const tokens: string[] = [];
+  try {
+    await pool(count, 20, async (i) => {
+      tokens[i] = await tokenOf(i);
+    });
+  } catch (err) {
+    out(`could not get tokens: ${(err as Error).message}`);
+    return 1;
+  }
   const connectStarted = performance.now();
   try {
     await pool(count, 50, async (i) => {
-      const token = await tokenOf(i);
+      const token = tokens[i] as string;
       const client = new GatehouseClient({
         WebSocket: WebSocket as any,
         url: wsUrl,
