@@ -110,6 +110,7 @@ export type ClientFrame =
   | AckFrame
   | HistoryFrame
   | WhoamiFrame
+  | GetUserInfoFrame
   | LogoutFrame;
 
 // ---- server → client: replies --------------------------------------------------------------
@@ -131,6 +132,13 @@ export interface SessionBody {
 export interface LoginBody extends SessionBody {
   token: string;
   refresh_token?: string;
+  /** Connection-bound clients read more fields (SPEC §4: `status`, `msg`, `wstoken`, …). */
+  [field: string]: unknown;
+}
+/** `getuserinfo`: like `whoami`, with `status` 1 (this socket's login session) or 0. */
+export interface GetUserInfoFrame extends RequestEcho {
+  type: 'getuserinfo';
+  token: string;
 }
 export interface RefreshBody {
   expires_at: number;
@@ -163,6 +171,7 @@ export interface ReplyBodies {
   ack: { conversation_id: string; seq: number };
   history: HistoryBody;
   whoami: SessionBody;
+  getuserinfo: SessionBody & { status?: number; [field: string]: unknown };
   logout: null;
 }
 
@@ -174,6 +183,7 @@ export type ServerReply =
   | ReplyFrame<'ack', AckBody | { conversation_id: string; seq: number }>
   | ReplyFrame<'history', HistoryBody>
   | ReplyFrame<'whoami', SessionBody>
+  | ReplyFrame<'getuserinfo', ReplyBodies['getuserinfo']>
   | ReplyFrame<'logout', null>;
 
 // ---- server → client: events ---------------------------------------------------------------

@@ -1,4 +1,4 @@
-import { CloseCode, PROTOCOL_VERSION } from '@gatehouse/protocol';
+import { CloseCode, type HelloBody, PROTOCOL_VERSION, type SessionBody } from '@gatehouse/protocol';
 import type { AuthContext, AuthService } from '../auth/auth-service.js';
 import type { Clock } from '../clock.js';
 import { GatehouseError } from '../errors.js';
@@ -31,10 +31,11 @@ function stringField(frame: RequestFrame, name: string, required = true): string
   return value;
 }
 
-const principalBody = (conn: Connection) => ({
-  user: conn.auth?.principal,
+/** Only for authenticated sockets (the router refuses the rest). */
+const principalBody = (conn: Connection): SessionBody => ({
+  user: (conn.auth as AuthContext).principal,
   session_id: conn.id,
-  expires_at: conn.auth?.expiresAt,
+  expires_at: (conn.auth as AuthContext).expiresAt,
 });
 
 function requireUnauthenticated(conn: Connection): void {
@@ -84,7 +85,7 @@ export const auth: FrameHandler = async (ctx, conn, frame) => {
 };
 
 export const hello: FrameHandler = (_ctx, conn, frame) => {
-  const body = { session_id: conn.id, version: PROTOCOL_VERSION, transport: 'websocket' };
+  const body: HelloBody = { session_id: conn.id, version: PROTOCOL_VERSION, transport: 'websocket' };
   conn.send({
     type: 'hello',
     ...(frame.id !== undefined ? { id: frame.id } : {}),
