@@ -16,7 +16,7 @@ const TARGET_PEAK_RATIO = 0.25;
 type Strategy = 'naive' | 'sdk';
 const STRATEGIES: { name: Strategy; label: string }[] = [
   { name: 'naive', label: 'naive: fixed 1 s, no jitter' },
-  { name: 'sdk', label: 'SDK: prompt + full-jitter backoff' },
+  { name: 'sdk', label: 'SDK defaults' },
 ];
 const METRICS = [
   { key: 'p50', label: 'time until back, p50', unit: 'ms', digits: 0 },
@@ -139,7 +139,8 @@ export const reconnectStorm: SetupsScenario = {
         'stop began to each client having its `connected` frame again (the restart itself is included). The ' +
         'restarted server counts handshakes every 100 ms; the peak is the largest count in any 1 s window. Naive is ' +
         'the hand-written loop (`onclose` → reconnect after exactly 1 s, forever); SDK is `GatehouseClient` with ' +
-        'its defaults (1001: a random 0–1 s, then full-jitter exponential backoff 1 s → 10 s).',
+        'its defaults (1001: a random 0–1 s; once that prompt retry has failed, a random time within the 10 s cap ' +
+        'until connected).',
       '',
       `Medians of ${runs.length} run${runs.length === 1 ? '' : 's'}:`,
       '',

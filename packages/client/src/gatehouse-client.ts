@@ -171,6 +171,9 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   private waiters: { resolve(): void; reject(err: Error): void }[] = [];
   private deliveries: Promise<void> = Promise.resolve();
   private refreshing = false;
+  /** The kind of the last scheduled retry, and whether a failed prompt retry showed a restart. */
+  private lastRetry: 'prompt' | 'backoff' | 'long' | null = null;
+  private restarting = false;
   private readonly wake = () => this.attemptNow();
   private readonly onVisibility = () => {
     if (document.visibilityState === 'visible') this.attemptNow();
@@ -573,6 +576,8 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     this.clear('connect');
     this.authed = true;
     this.authFailures = 0;
+    this.restarting = false;
+    this.lastRetry = null;
     this.user = body.user ?? null;
     this.sessionId = body.session_id;
     this.expiresAt = body.expires_at ?? 0;
@@ -649,7 +654,15 @@ export class GatehouseClient extends Emitter<ClientEvents> {
 
   private retry(info: CloseInfo, kind: 'prompt' | 'backoff' | 'long', retryAfterMs = 0): void {
     this.attempt++;
-    const delay = backoffDelay(this.backoff, this.attempt, kind, retryAfterMs);
+    // A prompt retry after 1001/1012 that failed means no other node took over: the service is
+    // restarting and every client it had is retrying now. Until connected, spread over the whole
+    // cap window, so that the crowd does not meet the restarted server as one wave.
+    if (this.lastRetry === 'prompt' && kind === 'backoff') this.restarting = true;
+    this.lastRetry = kind;
+    const delay =
+      this.restarting && kind === 'backoff'
+        ? Math.floor(Math.random() * this.backoff.max)
+        : backoffDelay(this.backoff, this.attempt, kind, retryAfterMs);
     this.setStatus('reconnecting');
     this.emit('reconnecting', { ...info, attempt: this.attempt, delay });
     this.clear('reconnect');

@@ -102,7 +102,7 @@ describe('GatehouseClient reconnect', { timeout: 60_000 }, () => {
       await server.close();
     });
 
-    it('retries promptly (within the jitter bound) after 1001, then backs off exponentially while down', async () => {
+    it('retries promptly (within the jitter bound) after 1001, then spreads over the cap window while down', async () => {
       const c = new GatehouseClient({
         WebSocket,
         url: `${server.wsUrl}/ws`,
@@ -120,10 +120,10 @@ describe('GatehouseClient reconnect', { timeout: 60_000 }, () => {
         rec.reconnecting.slice(0, 3).map((r) => r.attempt),
         [1, 2, 3],
       );
-      // Refused connections (1006) back off exponentially under the cap; a 503 while the server
-      // shuts down (1013) backs off longer, which is right too.
+      // The prompt retry failed: no other node took over, so the retries spread over the whole cap
+      // window (a 503 while the server shuts down, 1013, backs off longer, which is right too).
       for (const r of rec.reconnecting.slice(1).filter((x) => x.code === 1006))
-        assert.ok(r.delay < Math.min(800, 200 * 2 ** (r.attempt - 1)), `attempt ${r.attempt}: ${r.delay} ms`);
+        assert.ok(r.delay < 800, `attempt ${r.attempt}: ${r.delay} ms`);
       await server.start();
       await until(() => c.status === 'connected', 'connected again');
       c.close();
