@@ -33,6 +33,23 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>sdk</title>
   client.connect().then(() => { window.connected = true; });
 </script>`;
 
+/** A page that authenticates with the bearer subprotocol: a refused handshake is a bare 1006 there. */
+const SUBPROTOCOL_PAGE = `<!doctype html><meta charset="utf-8"><title>sdk</title>
+<script type="module">
+  import { GatehouseClient } from '/gatehouse-client.js';
+  const state = { statuses: [], reconnecting: [], tokens: 0 };
+  const client = new GatehouseClient({
+    url: location.origin.replace(/^http/, 'ws') + '/ws',
+    auth: 'subprotocol',
+    getToken: () => { state.tokens++; return window.getCarolToken(); },
+    backoff: { initial: 200, max: 1000, prompt: 100, long: 1000 },
+  });
+  client.on('status', (s) => state.statuses.push(s));
+  client.on('reconnecting', (r) => state.reconnecting.push({ code: r.code, reason: r.reason }));
+  window.state = state;
+  client.connect().then(() => { window.connected = true; });
+</script>`;
+
 describe('GatehouseClient in Chromium', {
   skip: existsSync(CHROMIUM) ? false : `no ${CHROMIUM}`,
   timeout: 120_000,
@@ -68,12 +85,14 @@ describe('GatehouseClient in Chromium', {
       {
         '/app.html': { type: 'text/html', body: () => PAGE },
         '/gatehouse-client.js': { type: 'text/javascript', body: () => code },
+        '/subprotocol.html': { type: 'text/html', body: () => SUBPROTOCOL_PAGE },
       },
       server.port,
     );
     await pages.listen();
     page = await context.newPage();
     await page.exposeFunction('getToken', () => userToken(server, appKey, 'b-alice'));
+    await context.exposeFunction('getCarolToken', () => userToken(server, appKey, 'b-carol'));
     bob = new GatehouseClient({
       WebSocket,
       url: `${server.wsUrl}/ws`,
@@ -148,5 +167,30 @@ describe('GatehouseClient in Chromium', {
     );
     const state = await pageState();
     assert.ok(state.reconnecting.some((r) => r.code === 1001));
+  });
+
+  it('asks validate-token after a bare 1006 and calls getToken once when the token expired', async () => {
+    const carol = await context.newPage();
+    try {
+      await carol.goto(`${pages.url}/subprotocol.html`);
+      await carol.waitForFunction('window.connected === true', undefined, { timeout: WAIT_MS });
+      await server.stop();
+      await carol.waitForFunction(`window.state.statuses.at(-1) === 'reconnecting'`, undefined, { timeout: WAIT_MS });
+      // While the server is down, the token's 30 days pass (the server's clock is a ManualClock).
+      server.clock.advance(31 * 24 * 3600_000);
+      await server.start();
+      await carol.waitForFunction(`window.state.statuses.at(-1) === 'connected'`, undefined, { timeout: WAIT_MS });
+      const state = (await carol.evaluate(() => (window as any).state)) as {
+        tokens: number;
+        reconnecting: { code: number; reason: string }[];
+      };
+      assert.equal(state.tokens, 2, 'one getToken at start, one after the refusal');
+      assert.ok(
+        state.reconnecting.some((r) => r.code === 4401 && r.reason === 'TOKEN_EXPIRED'),
+        JSON.stringify(state.reconnecting),
+      );
+    } finally {
+      await carol.close();
+    }
   });
 });
