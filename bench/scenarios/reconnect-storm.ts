@@ -146,6 +146,14 @@ export const reconnectStorm: SetupsScenario = {
       '',
       ...table,
       '',
+      '| run | naive peak/s | SDK peak/s | SDK ÷ naive | naive p99 (ms) | SDK p99 (ms) |',
+      '|---|---:|---:|---:|---:|---:|',
+      ...runs.map((r, i) => {
+        const [n, k] = [r.values.naive ?? {}, r.values.sdk ?? {}];
+        const q = (k.peakPerSec ?? Number.NaN) / (n.peakPerSec ?? Number.NaN);
+        return `| ${i + 1} | ${fmt(n.peakPerSec)} | ${fmt(k.peakPerSec)} | ${q.toFixed(2)}× | ${fmt(n.p99)} | ${fmt(k.p99)} |`;
+      }),
+      '',
     ].join('\n');
     return {
       targets,

@@ -171,8 +171,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   private waiters: { resolve(): void; reject(err: Error): void }[] = [];
   private deliveries: Promise<void> = Promise.resolve();
   private refreshing = false;
-  /** The kind of the last scheduled retry, and whether a failed prompt retry showed a restart. */
-  private lastRetry: 'prompt' | 'backoff' | 'long' | null = null;
+  /** Set by a 1001/1012 (server going away), until connected again: see retry(). */
   private restarting = false;
   private readonly wake = () => this.attemptNow();
   private readonly onVisibility = () => {
@@ -577,7 +576,6 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     this.authed = true;
     this.authFailures = 0;
     this.restarting = false;
-    this.lastRetry = null;
     this.user = body.user ?? null;
     this.sessionId = body.session_id;
     this.expiresAt = body.expires_at ?? 0;
@@ -654,14 +652,16 @@ export class GatehouseClient extends Emitter<ClientEvents> {
 
   private retry(info: CloseInfo, kind: 'prompt' | 'backoff' | 'long', retryAfterMs = 0): void {
     this.attempt++;
-    // A prompt retry after 1001/1012 that failed means no other node took over: the service is
-    // restarting and every client it had is retrying now. Until connected, spread over the whole
-    // cap window, so that the crowd does not meet the restarted server as one wave.
-    if (this.lastRetry === 'prompt' && kind === 'backoff') this.restarting = true;
-    this.lastRetry = kind;
+    // After 1001/1012 the first retry is prompt. If it fails, no other node took over: the service
+    // is restarting and every client it had is retrying at the same moment. Until connected, each
+    // retry spreads over the whole cap window (on top of the floor of a long backoff), so that
+    // the crowd does not meet the restarted server as one wave.
+    if (kind === 'prompt' && this.attempt === 1) this.restarting = true;
     const delay =
-      this.restarting && kind === 'backoff'
-        ? Math.floor(Math.random() * this.backoff.max)
+      this.restarting && kind !== 'prompt'
+        ? Math.floor(
+            (kind === 'long' ? Math.max(retryAfterMs, this.backoff.long) : 0) + Math.random() * this.backoff.max,
+          )
         : backoffDelay(this.backoff, this.attempt, kind, retryAfterMs);
     this.setStatus('reconnecting');
     this.emit('reconnecting', { ...info, attempt: this.attempt, delay });
