@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import type { PrincipalInfo } from '@gatehouse/protocol';
+import type { PrincipalInfo, ServerFrame } from '@gatehouse/protocol';
 import type { WebSocket } from 'ws';
 import type { AuthContext } from '../auth/auth-service.js';
 import type { EndpointConfig } from '../config.js';
@@ -95,7 +95,8 @@ export class Connection {
     if (!this.closed && this.ws.readyState === 1) writeFrame(this, encodeTextFrame(data));
   }
 
-  send(frame: object): void {
+  /** Sends a frame of the protocol (a shape the SDK types), serialized here. */
+  send(frame: ServerFrame): void {
     this.sendRaw(JSON.stringify(frame));
   }
 

@@ -1,4 +1,4 @@
-import type { ErrorCode } from '@gatehouse/protocol';
+import type { ErrorCode, ErrorEvent, ServerReply } from '@gatehouse/protocol';
 import { errorInfo } from '@gatehouse/protocol';
 
 /** A parsed client frame: `type` is resolved (from `cmd_id` if need be); other fields are unchecked. */
@@ -22,7 +22,12 @@ function echo(request: RequestFrame | null): { id?: string | number; cmd_id?: nu
  */
 const STATUS_REPLY_TYPES: ReadonlySet<string> = new Set(['login', 'getuserinfo']);
 
-export function okReply(request: RequestFrame, type: string, body: unknown): string {
+/** A successful reply; `type` and `body` must be a reply shape of the protocol (ServerReply). */
+export function okReply<T extends ServerReply['type']>(
+  request: RequestFrame,
+  type: T,
+  body: Extract<ServerReply, { type: T }>['body'],
+): string {
   return JSON.stringify({ type, ...echo(request), code: 200, body, err_msg: '' });
 }
 
@@ -57,11 +62,12 @@ export function statusReply(
 
 /** The unsolicited `error` event (a bad token on open, a malformed frame without an id). */
 export function errorEvent(code: ErrorCode, message: string, status?: number): string {
-  return JSON.stringify({
+  const frame: ErrorEvent = {
     type: 'error',
     code: status ?? errorInfo(code).status,
     body: null,
     error: code,
     err_msg: message,
-  });
+  };
+  return JSON.stringify(frame);
 }

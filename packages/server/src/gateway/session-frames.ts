@@ -1,5 +1,11 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { CloseCode, ILLEGAL_SOURCE_MESSAGE, PROTOCOL_VERSION } from '@gatehouse/protocol';
+import {
+  CloseCode,
+  type HelloBody,
+  ILLEGAL_SOURCE_MESSAGE,
+  PROTOCOL_VERSION,
+  type SessionBody,
+} from '@gatehouse/protocol';
 import type { Logger } from 'pino';
 import type { AuthContext, AuthService } from '../auth/auth-service.js';
 import { isWellFormedText } from '../auth/well-formed-text.js';
@@ -45,10 +51,11 @@ function stringField(frame: RequestFrame, name: string, required = true): string
   return value;
 }
 
-const principalBody = (conn: Connection) => ({
-  user: conn.auth?.principal,
+/** Only for authenticated sockets (the router refuses the rest). */
+const principalBody = (conn: Connection): SessionBody => ({
+  user: (conn.auth as AuthContext).principal,
   session_id: conn.id,
-  expires_at: conn.auth?.expiresAt,
+  expires_at: (conn.auth as AuthContext).expiresAt,
 });
 
 function requireUnauthenticated(conn: Connection): void {
@@ -167,7 +174,7 @@ export const auth: FrameHandler = async (ctx, conn, frame) => {
 };
 
 export const hello: FrameHandler = (_ctx, conn, frame) => {
-  const body = { session_id: conn.id, version: PROTOCOL_VERSION, transport: 'websocket' };
+  const body: HelloBody = { session_id: conn.id, version: PROTOCOL_VERSION, transport: 'websocket' };
   conn.send({
     type: 'hello',
     ...(frame.id !== undefined ? { id: frame.id } : {}),
