@@ -5,7 +5,7 @@
  * node of a cluster `{storeUrl, brokerUrl, brokerPrefix, nodeId, keysFile}` (the keys file
  * shared by every node, written by the orchestrator).
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import type * as App from '../packages/server/src/app.js';
@@ -23,11 +23,13 @@ export interface GatehouseServerOptions {
   nodeId?: string;
   /** Absent: `keys.json` written into the data folder. */
   keysFile?: string;
+  /** Absent: a free port. A restart on the same port keeps clients' URLs (reconnect storm). */
+  port?: number;
 }
 
 const options = JSON.parse(process.argv[2] ?? '{}') as GatehouseServerOptions;
 const keysFile = options.keysFile ?? join(options.dataDir, 'keys.json');
-if (!options.keysFile) writeKeysFile(keysFile, options.key);
+if (!options.keysFile && !existsSync(keysFile)) writeKeysFile(keysFile, options.key);
 
 // The worktree's own build (not whatever node_modules/@gatehouse/server points at).
 const { Gatehouse } = (await import(
@@ -35,7 +37,7 @@ const { Gatehouse } = (await import(
 )) as typeof App;
 const gatehouse = await Gatehouse.create({
   config: {
-    server: { host: '127.0.0.1', port: 0 },
+    server: { host: '127.0.0.1', port: options.port ?? 0 },
     dataDir: options.dataDir,
     adminKey: BENCH_ADMIN_KEY,
     log: { level: 'warn' },
@@ -49,10 +51,43 @@ const gatehouse = await Gatehouse.create({
 });
 const { port } = await gatehouse.listen();
 
+// Handshakes the server saw, sampled every 100 ms from start: the peak of any 1 s window.
+const samples: number[] = [];
+let lastCounts = { ok: 0, refused: 0 };
+const sampleTimer = setInterval(async () => {
+  const metric = await gatehouse.services.metrics.handshakes.get();
+  let ok = 0;
+  let refused = 0;
+  for (const v of metric.values) {
+    if (v.labels.outcome === 'ok') ok += v.value;
+    else if (v.labels.outcome !== 'anonymous') refused += v.value;
+  }
+  samples.push(ok + refused - lastCounts.ok - lastCounts.refused);
+  lastCounts = { ok, refused };
+}, 100);
+sampleTimer.unref();
+
 // CPU profiles of measured phases (BENCH_PROFILE_DIR, see bench/run.ts), through the inspector.
 let inspector: Session | null = null;
+function handshakeStats() {
+  let peak = 0;
+  for (let i = 0; i < samples.length; i++) {
+    const window = samples.slice(Math.max(0, i - 9), i + 1).reduce((a, b) => a + b, 0);
+    peak = Math.max(peak, window);
+  }
+  return { peakPerSec: peak, ok: lastCounts.ok, refused: lastCounts.refused };
+}
+
 serveRpc({
   stats: serverStats,
+  handshakeStats,
+  /** A graceful stop (sockets close with 1001), then exit; answers with the handshakes seen. */
+  async shutdown() {
+    await gatehouse.close();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    setImmediate(() => process.exit(0));
+    return handshakeStats();
+  },
   async profileStart(args: { intervalUs: number }) {
     inspector = new Session();
     inspector.connect();

@@ -19,10 +19,11 @@ import { crossNode } from './scenarios/cross-node.js';
 import { direct } from './scenarios/direct.js';
 import { fanout } from './scenarios/fanout.js';
 import { handshake } from './scenarios/handshake.js';
+import { reconnectStorm } from './scenarios/reconnect-storm.js';
 import { replay } from './scenarios/replay.js';
 import type { Scenario, SetupsScenario, Side, SideContext } from './scenarios/types.js';
 
-const SCENARIOS: (Scenario | SetupsScenario)[] = [handshake, direct, fanout, replay, crossNode];
+const SCENARIOS: (Scenario | SetupsScenario)[] = [handshake, direct, fanout, replay, crossNode, reconnectStorm];
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 function parseArgs(argv: string[]): { scenarios: (Scenario | SetupsScenario)[]; runs: number; out: string | null } {

@@ -13,10 +13,13 @@ const USAGE = `gatehouse — token-authenticated WebSocket gateway
 
 Usage:
 ${COMMANDS.flatMap((c) => c.usage.map((u) => `  gatehouse ${u}`)).join('\n')}
+  gatehouse bench URL (--app-key K | --admin-key K) [--clients N] [--rate M] [--duration T]   (--help for more)
 
 Every configuration key can also be set with a GATEHOUSE_* environment variable (see README).`;
 
 export async function main(argv: string[]): Promise<number> {
+  // `bench` parses its own options and loads the SDK, so it is imported only when asked for.
+  if (argv[0] === 'bench') return (await import('./cli-bench.js')).benchCommand(argv.slice(1));
   const name = argv[0]?.startsWith('-') ? undefined : argv[0];
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {

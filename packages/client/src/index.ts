@@ -1,0 +1,20 @@
+export type {
+  AckBody,
+  ChatMessage,
+  HistoryBody,
+  PrincipalInfo,
+  ServerEvent,
+  SupportSession,
+  TerminalStatus,
+} from '@gatehouse/protocol';
+export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
+export { ClientErrorCode, GatehouseClientError } from './client-error.js';
+export {
+  type AuthMode,
+  type ClientEvents,
+  type ClientStatus,
+  type CloseInfo,
+  GatehouseClient,
+  type GatehouseClientOptions,
+} from './gatehouse-client.js';
+export type { WebSocketConstructor } from './open-socket.js';

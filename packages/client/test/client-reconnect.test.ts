@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { type AckBody, GatehouseClient, type GatehouseClientOptions } from '../src/index.js';
+import { keys, record } from './helpers/recorder.js';
+import { createAppKey, ServerProcess, TestGatehouse, until, userToken } from './helpers/server.js';
+
+/** Quick backoff so a test does not wait seconds; the policy is the same. */
+const quick = { initial: 100, max: 400, prompt: 100, long: 300 };
+
+describe('GatehouseClient reconnect', { timeout: 60_000 }, () => {
+  describe('server killed (SIGKILL) and restarted mid-conversation', () => {
+    let server: ServerProcess;
+    let appKey: string;
+    const clients: GatehouseClient[] = [];
+    const user = (id: string, extra: Partial<GatehouseClientOptions> = {}) => {
+      const c = new GatehouseClient({
+        WebSocket,
+        url: `${server.wsUrl}/ws`,
+        getToken: () => userToken(server, appKey, id),
+        backoff: quick,
+        ...extra,
+      });
+      clients.push(c);
+      return c;
+    };
+
+    before(async () => {
+      server = await ServerProcess.start();
+      appKey = await createAppKey(server);
+    });
+    after(async () => {
+      for (const c of clients) c.close();
+      await server.close();
+    });
+
+    it('goes reconnecting → connected, drains the outbox, and loses or duplicates nothing on either side', async () => {
+      const alice = user('r-alice');
+      const bob = user('r-bob');
+      const aliceRec = record(alice);
+      const bobRec = record(bob);
+      await Promise.all([alice.connect(), bob.connect()]);
+      const acks: AckBody[] = [];
+      const first = await alice.send({ to: 'r-bob' }, 'm1');
+      acks.push(first);
+      const conversation = first.conversation_id;
+      for (let i = 2; i <= 5; i++) acks.push(await alice.send(conversation, `m${i}`));
+      await until(() => bobRec.messages.length === 5, 'bob has m1..m5');
+
+      // In flight when the server dies: stored or not, the resend after the restart must not duplicate it.
+      const inFlight = alice.send(conversation, 'm6');
+      await server.kill();
+      await until(() => alice.status === 'reconnecting' && bob.status === 'reconnecting', 'both reconnecting');
+      const queued: Promise<AckBody>[] = [inFlight];
+      for (let i = 7; i <= 10; i++) queued.push(alice.send(conversation, `m${i}`));
+      assert.ok(alice.pendingSends >= 4, 'the sends wait in the outbox');
+
+      await server.start();
+      acks.push(...(await Promise.all(queued)));
+      await until(() => alice.status === 'connected' && bob.status === 'connected', 'both connected again');
+      await until(() => bobRec.messages.length >= 10, 'bob has m1..m10');
+      assert.equal(alice.pendingSends, 0);
+
+      assert.deepEqual(
+        acks.map((a) => a.seq),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      );
+      assert.deepEqual(
+        bobRec.messages.map((m) => m.text),
+        ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9', 'm10'],
+      );
+      assert.equal(new Set(keys(bobRec.messages)).size, 10);
+      const history = await alice.history(conversation);
+      assert.deepEqual(
+        history.messages.map((m) => m.text),
+        ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9', 'm10'],
+      );
+      for (const rec of [aliceRec, bobRec]) {
+        const i = rec.statuses.indexOf('reconnecting');
+        assert.ok(i > 0, 'went reconnecting');
+        assert.equal(rec.statuses.at(-1), 'connected');
+        assert.ok(
+          rec.reconnecting.every((r) => r.delay <= quick.max),
+          'backoff stays under its cap',
+        );
+        assert.equal(rec.connected, 2);
+      }
+    });
+  });
+
+  describe('graceful restart (1001)', () => {
+    let server: TestGatehouse;
+    let appKey: string;
+    const clients: GatehouseClient[] = [];
+    before(async () => {
+      server = await TestGatehouse.start();
+      appKey = await createAppKey(server);
+    });
+    // Closed here too, so a failed assertion cannot leave a client retrying (and the process alive).
+    after(async () => {
+      for (const c of clients) c.close();
+      await server.close();
+    });
+
+    it('retries promptly (within the jitter bound) after 1001, then backs off exponentially while down', async () => {
+      const c = new GatehouseClient({
+        WebSocket,
+        url: `${server.wsUrl}/ws`,
+        getToken: () => userToken(server, appKey, 'g-user'),
+        backoff: { initial: 200, max: 800, prompt: 50, long: 1000 },
+      });
+      clients.push(c);
+      const rec = record(c);
+      await c.connect();
+      await server.stop();
+      await until(() => rec.reconnecting.length >= 3, 'three attempts while down');
+      assert.equal(rec.reconnecting[0]?.code, 1001);
+      assert.ok((rec.reconnecting[0]?.delay ?? Infinity) < 50, 'first retry within the prompt jitter');
+      assert.deepEqual(
+        rec.reconnecting.slice(0, 3).map((r) => r.attempt),
+        [1, 2, 3],
+      );
+      // Refused connections (1006) back off exponentially under the cap; a 503 while the server
+      // shuts down (1013) backs off longer, which is right too.
+      for (const r of rec.reconnecting.slice(1).filter((x) => x.code === 1006))
+        assert.ok(r.delay < Math.min(800, 200 * 2 ** (r.attempt - 1)), `attempt ${r.attempt}: ${r.delay} ms`);
+      await server.start();
+      await until(() => c.status === 'connected', 'connected again');
+      c.close();
+      assert.equal(c.status, 'disconnected');
+    });
+  });
+});
