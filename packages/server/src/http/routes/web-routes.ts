@@ -57,6 +57,7 @@ export async function webRoutes(app: RestApp, { services, root }: { services: Se
     // still gets the API's JSON 404.
     wildcard: false,
     index: ['index.html'],
+    redirect: true,
     cacheControl: false,
     etag: true,
     lastModified: true,
