@@ -115,7 +115,7 @@ export function AdminView({ t }: { t: Translate }) {
               {stats.connections.total} (user {stats.connections.byKind.user ?? 0}, agent{' '}
               {stats.connections.byKind.agent ?? 0}, customer {stats.connections.byKind.customer ?? 0})
             </dd>
-            <dt>{t('admin.principal')}</dt>
+            <dt>{t('admin.principals')}</dt>
             <dd>
               user {stats.principals.user ?? 0}, agent {stats.principals.agent ?? 0}, customer{' '}
               {stats.principals.customer ?? 0}
