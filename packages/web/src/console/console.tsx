@@ -31,6 +31,7 @@ function App({ initialLang }: { initialLang: Lang }) {
   const [relogin, setRelogin] = useState<Relogin | null>(null);
   const [announcement, setAnnouncement] = useState('');
   const expiresAt = useRef(0);
+  const pending = useRef<{ promise: Promise<string>; resolve: (token: string) => void } | null>(null);
 
   useEffect(() => {
     document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
@@ -45,10 +46,20 @@ function App({ initialLang }: { initialLang: Lang }) {
       pingInterval: 10_000,
       pongTimeout: 5_000,
       // Agents have no refresh token: a new token means logging in again, so ask the person.
-      getToken: () =>
-        new Promise<string>((resolve) =>
-          setRelogin({ reason: Date.now() >= expiresAt.current ? 'expired' : 'expiring', resolve }),
-        ),
+      // One question at a time: the SDK may ask again (expiry after the notice) while it is open.
+      getToken: () => {
+        const reason = Date.now() >= expiresAt.current ? 'expired' : 'expiring';
+        if (!pending.current) {
+          let resolve!: (token: string) => void;
+          const promise = new Promise<string>((r) => {
+            resolve = r;
+          });
+          pending.current = { promise, resolve };
+        }
+        const { promise, resolve } = pending.current;
+        setRelogin({ reason, resolve });
+        return promise;
+      },
     });
     watchConnection(client, setConn);
     void client.connect().catch(() => {});
@@ -59,6 +70,7 @@ function App({ initialLang }: { initialLang: Lang }) {
     void session?.client.logout();
     setSession(null);
     setRelogin(null);
+    pending.current = null;
   }
 
   return (
@@ -108,6 +120,7 @@ function App({ initialLang }: { initialLang: Lang }) {
                 onLogin={(result) => {
                   expiresAt.current = result.expiresAt;
                   relogin.resolve(result.token);
+                  pending.current = null;
                   setRelogin(null);
                 }}
               />
