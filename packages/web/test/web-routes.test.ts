@@ -58,6 +58,20 @@ describe('web pages served by the server', () => {
     assert.match(String(res?.headers['content-security-policy']), /connect-src 'self'; base-uri/);
   });
 
+  it('behind a trusted TLS proxy the CSP names wss://', async () => {
+    const proxied = await WebGatehouse.start({ server: { trustProxy: true } });
+    try {
+      const res = await proxied.gatehouse?.rest.inject({
+        method: 'GET',
+        url: '/console/',
+        headers: { host: 'chat.example.com', 'x-forwarded-proto': 'https', 'x-forwarded-for': '10.0.0.1' },
+      });
+      assert.match(String(res?.headers['content-security-policy']), /connect-src 'self' wss:\/\/chat\.example\.com;/);
+    } finally {
+      await proxied.close();
+    }
+  });
+
   it('/demo/ embeds the widget; /console redirects; unknown and traversing paths get the JSON 404', async () => {
     const demo = await get('/demo/');
     assert.equal(demo.status, 200);

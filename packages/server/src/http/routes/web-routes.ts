@@ -49,8 +49,7 @@ export function cacheControl(path: string): string {
 }
 
 /** `/widget.js`, `/console/`, `/demo/` from the built `@gatehouse/web` package (`web.enabled`). */
-export async function webRoutes(app: RestApp, { services, root }: { services: Services; root: string }): Promise<void> {
-  const tls = Boolean(services.config.server.tlsCert && services.config.server.tlsKey);
+export async function webRoutes(app: RestApp, { root }: { services: Services; root: string }): Promise<void> {
   await app.register(fastifyStatic, {
     root,
     // One route per built file (and `/console`, `/console/` for the index): every other path
@@ -66,7 +65,10 @@ export async function webRoutes(app: RestApp, { services, root }: { services: Se
       reply.header('cache-control', cacheControl(path));
       reply.header('x-content-type-options', 'nosniff');
       if (path.endsWith('.html')) {
-        reply.header('content-security-policy', pageCsp(reply.request.headers.host, tls));
+        reply.header(
+          'content-security-policy',
+          pageCsp(reply.request.headers.host, reply.request.protocol === 'https'),
+        );
         reply.header('referrer-policy', 'no-referrer');
       }
       // Other origins embed the widget with a plain <script> tag.
