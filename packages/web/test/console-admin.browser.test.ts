@@ -38,7 +38,18 @@ describe('console: short-lived tokens, re-login, admin view; widget in Chinese',
 
   it('the widget speaks Chinese by navigator.language and keeps its conversation across refresh-token rotations and a reload', async () => {
     await customer.goto(`${server.url}/demo/`);
-    await w('.gh-bubble').click();
+    // Keyboard: Tab reaches the bubble, Enter opens, Escape closes and gives the focus back.
+    await w('.gh-bubble').waitFor(expect);
+    for (let i = 0; i < 5 && !(await w('.gh-bubble').evaluate((el) => el.matches(':focus'))); i++)
+      await customer.keyboard.press('Tab');
+    assert.equal(await w('.gh-bubble').getAttribute('aria-label'), '联系我们');
+    await customer.keyboard.press('Enter');
+    await w('#gh-name').waitFor(expect);
+    assert.ok(await w('#gh-name').evaluate((el) => el.matches(':focus')), 'the focus moved into the panel');
+    await customer.keyboard.press('Escape');
+    await w('.gh-panel').waitFor({ state: 'detached', ...expect });
+    assert.ok(await w('.gh-bubble').evaluate((el) => el.matches(':focus')));
+    await customer.keyboard.press('Enter');
     assert.equal(await w('.gh-start').textContent(), '开始聊天');
     await w('.gh-start').click();
     await w('.gh-status[data-status="connected"]').waitFor(expect);

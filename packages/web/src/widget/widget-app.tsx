@@ -203,6 +203,12 @@ export function WidgetApp({ origin, channel, auth, t }: WidgetProps) {
     if (list) list.scrollTop = list.scrollHeight;
   }, [entries.length, open]);
 
+  // Opening moves the focus into the panel (the first field), for keyboard and screen-reader users.
+  const panelRef = useRef<HTMLElement>(null);
+  useEffect(() => {
+    if (open) panelRef.current?.querySelector<HTMLElement>('input, textarea')?.focus();
+  }, [open]);
+
   const close = () => {
     setOpen(false);
     bubbleRef.current?.focus();
@@ -215,6 +221,7 @@ export function WidgetApp({ origin, channel, auth, t }: WidgetProps) {
       </div>
       {open ? (
         <section
+          ref={panelRef}
           class="gh-panel"
           id="gh-panel"
           role="dialog"
