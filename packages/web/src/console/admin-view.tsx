@@ -153,19 +153,21 @@ export function AdminView({ t }: { t: Translate }) {
                   <td>{c.device_type ?? '—'}</td>
                   <td>{c.node}</td>
                   <td>{new Date(c.connected_at).toLocaleTimeString()}</td>
-                  <td class="actions">
-                    {c.principal
-                      ? (['kick', 'revoke', 'block'] as const).map((a) => (
-                          <button
-                            key={a}
-                            type="button"
-                            aria-label={`${t(`admin.${a}`)} ${c.principal?.name ?? ''}`}
-                            onClick={() => void act(a, c.principal?.id as string)}
-                          >
-                            {t(`admin.${a}`)}
-                          </button>
-                        ))
-                      : null}
+                  <td>
+                    <div class="actions">
+                      {c.principal
+                        ? (['kick', 'revoke', 'block'] as const).map((a) => (
+                            <button
+                              key={a}
+                              type="button"
+                              aria-label={`${t(`admin.${a}`)} ${c.principal?.name ?? ''}`}
+                              onClick={() => void act(a, c.principal?.id as string)}
+                            >
+                              {t(`admin.${a}`)}
+                            </button>
+                          ))
+                        : null}
+                    </div>
                   </td>
                 </tr>
               ))}
