@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { seriousViolations } from './helpers/axe.js';
 import { ADMIN_KEY, CHROMIUM, launchChromium, WAIT_MS, WebGatehouse } from './helpers/web-gatehouse.js';
 
 describe('console: short-lived tokens, re-login, admin view; widget in Chinese', {
@@ -98,6 +99,7 @@ describe('console: short-lived tokens, re-login, admin view; widget in Chinese',
     await agent.locator('.conv-head h2').waitFor(expect);
     await w('.gh-joined').waitFor(expect);
     assert.equal(await w('.gh-joined').textContent(), 'Alice 已加入');
+    assert.deepEqual(await seriousViolations(customer), [], 'the Chinese widget');
   });
 
   it('admin view: a wrong key is refused; connections across nodes, kick, agents, app key shown once', async () => {
@@ -140,5 +142,6 @@ describe('console: short-lived tokens, re-login, admin view; widget in Chinese',
     // The stats are there and the key is nowhere else on the page.
     await agent.locator('.stats').waitFor(expect);
     assert.equal((await agent.content()).split(shown).length - 1, 1);
+    assert.deepEqual(await seriousViolations(agent), [], 'the admin view');
   });
 });

@@ -1,29 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { seriousViolations } from './helpers/axe.js';
 import { CHROMIUM, freePort, HostPage, launchChromium, WAIT_MS, WebGatehouse } from './helpers/web-gatehouse.js';
-
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-/** axe-core in the page: the violations of impact serious or critical, described. */
-async function seriousViolations(page: Page): Promise<string[]> {
-  // Through the debugger protocol: the pages' CSP (rightly) refuses an inline <script>.
-  await page.evaluate(AXE);
-  const results = await page.evaluate(async () => {
-    const axe = (window as any).axe;
-    const r = await axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.map((v: any) => ({
-      id: v.id,
-      impact: v.impact,
-      nodes: v.nodes.map((n: any) => n.target.join(' ')).slice(0, 3),
-    }));
-  });
-  return results
-    .filter((v: { impact: string }) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v: { id: string; impact: string; nodes: string[] }) => `${v.impact} ${v.id}: ${v.nodes.join(', ')}`);
-}
 
 describe('support desk in Chromium: widget on another origin, agent console', {
   skip: existsSync(CHROMIUM) ? false : `no ${CHROMIUM}`,
@@ -117,11 +97,17 @@ describe('support desk in Chromium: widget on another origin, agent console', {
     const aliceClaimed = new Promise<void>((resolve) => {
       releaseBob = resolve;
     });
+    let bobAsked!: () => void;
+    const bobRequested = new Promise<void>((resolve) => {
+      bobAsked = resolve;
+    });
     await bob.route('**/api/v1/sessions/*/claim', async (route) => {
+      bobAsked();
       await aliceClaimed;
       await route.continue();
     });
     const bobClick = bob.locator('.queue-item .claim').first().click();
+    await bobRequested;
     await alice.locator('.queue-item .claim').first().click();
     await alice.locator('.conv-head h2', { hasText: 'Carol' }).waitFor(expect);
     await waitText(bob, '.queue-item', 'Taken by Alice');
