@@ -18,7 +18,7 @@ const summary =
         .map(([name]) => name)
         .join(', ')} not set (run \`npm run test:services\` to use the local services, see README "Development")`;
 
-const files = ['packages/protocol', 'packages/server'].flatMap((pkg) => {
+const files = ['packages/protocol', 'packages/client', 'packages/server', 'packages/web'].flatMap((pkg) => {
   const dir = join(pkg, 'dist', 'test');
   return readdirSync(dir)
     .filter((f) => f.endsWith('.test.js'))

@@ -57,6 +57,10 @@ async function serve(_args: string[], flags: Flags): Promise<number> {
   const { url } = await gatehouse.listen();
   const { notes, services } = gatehouse;
   const node = services.nodeId;
+  // The pages, when served: the log line and the banner name them (stdout stays JSON lines).
+  const pages = gatehouse.rest.hasRoute({ method: 'GET', url: '/widget.js' })
+    ? { consoleUrl: `${url}/console/`, demoUrl: `${url}/demo/` }
+    : null;
   log.info(
     {
       url,
@@ -65,11 +69,19 @@ async function serve(_args: string[], flags: Flags): Promise<number> {
       store: storeKind(config.store.url),
       broker: brokerKind(config.broker.url),
       pid: process.pid,
+      ...pages,
     },
     'gatehouse listening',
   );
 
   const banner: string[] = [];
+  const pageLines = pages
+    ? [
+        `Agent console: ${pages.consoleUrl}`,
+        `Demo page with the chat widget: ${pages.demoUrl}`,
+        `Embed the widget: <script src="${url}/widget.js" data-channel="web" async></script>`,
+      ]
+    : [];
   if (notes.generatedAdminKey)
     banner.push(`Admin key (generated, kept in ${join(notes.dataDir, 'admin-key')}): ${notes.generatedAdminKey}`);
   if (notes.keysFileCreated && shouldSeedDemo(config)) {
@@ -94,11 +106,13 @@ async function serve(_args: string[], flags: Flags): Promise<number> {
   }
   if (banner.length > 0) {
     const file = config.bannerFile || join(notes.dataDir, 'first-start.txt');
-    writePrivate(file, `${banner.join('\n')}\n`);
+    writePrivate(file, `${[...pageLines, ...banner].join('\n')}\n`);
     log.info({ file }, 'first start: the admin key and demo login are in this file (mode 0600)');
   }
   if (process.stderr.isTTY)
-    process.stderr.write(`${[`Gatehouse is serving on ${url}  (data: ${notes.dataDir})`, ...banner].join('\n')}\n`);
+    process.stderr.write(
+      `${[`Gatehouse is serving on ${url}  (data: ${notes.dataDir})`, ...pageLines, ...banner].join('\n')}\n`,
+    );
 
   let stopping = false;
   const stop = (signal: string) => {

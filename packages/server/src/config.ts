@@ -193,6 +193,12 @@ export const CONFIG_SCHEMA = group({
         'On the first start (new data folder), create a demo agent and app key. `auto`: only on the embedded SQLite store, never on PostgreSQL; `true`/`false` force it.',
     }),
   }),
+  web: group({
+    enabled: bool(
+      true,
+      'Serve the web pages: the embeddable widget `/widget.js`, the agent console `/console/` and the demo page `/demo/`.',
+    ),
+  }),
 });
 
 /** How many live connections one principal may hold (SPEC §7). */

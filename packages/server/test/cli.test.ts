@@ -118,7 +118,13 @@ describe('the gatehouse CLI', () => {
       assert.equal(user.status, 200);
       // stdout is the JSON log and nothing else; no secret in it or on stderr (not a terminal).
       const lines = assertJsonLines(stdout());
-      assert.ok(lines.some((l) => l.msg === 'gatehouse listening'));
+      const listening = lines.find((l) => l.msg === 'gatehouse listening');
+      // The web pages: their URLs in the log line and the banner, and they answer.
+      assert.equal(listening?.consoleUrl, `${url}/console/`);
+      assert.equal(listening?.demoUrl, `${url}/demo/`);
+      assert.ok(banner.includes(`Agent console: ${url}/console/`), banner);
+      assert.ok(banner.includes(`Demo page with the chat widget: ${url}/demo/`), banner);
+      assert.equal((await fetch(`${url}/console/`)).status, 200);
       for (const secret of [adminKey, password, appKey]) {
         assert.ok(!stdout().includes(secret), 'a secret is in the log');
         assert.ok(!stderr().includes(secret), 'a secret is on stderr, which is not a terminal');

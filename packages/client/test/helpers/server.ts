@@ -130,7 +130,8 @@ export class ServerProcess implements Api {
           GATEHOUSE_ADMIN_KEY: ADMIN_KEY,
           GATEHOUSE_LIMITS_HANDSHAKES_PER_SECOND_PER_IP: '100000',
           GATEHOUSE_LIMITS_MESSAGES_PER_SECOND: '100000',
-          GATEHOUSE_LOG_LEVEL: 'warn',
+          // info: the `gatehouse listening` line on stdout says the node serves.
+          GATEHOUSE_LOG_LEVEL: 'info',
           GATEHOUSE_DEMO_SEED: 'false',
         },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -146,7 +147,7 @@ export class ServerProcess implements Api {
       const timer = setTimeout(() => reject(new Error(`server did not start\n${out}\n${err}`)), WAIT_MS);
       child.stdout?.on('data', (c: Buffer) => {
         out += c.toString();
-        if (out.includes('Gatehouse is serving on')) {
+        if (out.includes('"msg":"gatehouse listening"')) {
           clearTimeout(timer);
           resolve();
         }

@@ -17,6 +17,7 @@ import { healthRoutes } from './routes/health-routes.js';
 import { openApiRoutes } from './routes/open-api-routes.js';
 import { publicRoutes } from './routes/public-routes.js';
 import { accessTokenRoutes, refreshTokenRoutes } from './routes/token-routes.js';
+import { webAssetsDir, webRoutes } from './routes/web-routes.js';
 
 export type { RestApp } from './rest-types.js';
 
@@ -96,6 +97,11 @@ export async function createRestApp(services: Services, log: Logger): Promise<Re
   await app.register(sessionRoutes, options);
   await app.register(adminRoutes, options);
   await app.register(healthRoutes, options);
+  if (config.web.enabled) {
+    const root = webAssetsDir();
+    if (root) await app.register(webRoutes, { services, root });
+    else log.warn('web.enabled, but the pages of @gatehouse/web are not built (npm run build): not serving them');
+  }
 
   app.get(
     '/openapi.json',
