@@ -191,7 +191,7 @@ export function renderReport(
       'server, so they are bounded by the client as much as by the server; CPU per operation is the server’s own cost.',
     '- The baseline does only what its description says. Gatehouse does its whole job on the same work: rate limits, ' +
       'revocation checks, device slots, presence, offline replay on every authentication, metrics, and for messages ' +
-      'membership checks and a SQLite commit (WAL, `synchronous=NORMAL`, group commit) before every ack.',
+      'membership checks and a SQLite commit (WAL, `synchronous=FULL`: an fsync per group commit) before every ack.',
     '- `cross-node` runs no baseline: within each run it measures three setups of Gatehouse (one node, two nodes ' +
       'over Redis, two nodes over NATS), all up at once and taking turns phase by phase. Each setup gets a ' +
       'fresh PostgreSQL database (`gh_bench_<random>`, created on `BENCH_POSTGRES_URL`, default ' +
