@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { AuthService } from './auth/auth-service.js';
+import { AuthService, tokenLifetimes } from './auth/auth-service.js';
 import { RateLimits } from './auth/rate-limits.js';
 import { RevocationCache } from './auth/revocation-cache.js';
 import { type LimiterBackend, sharedLimiters } from './auth/shared-rate-limiters.js';
@@ -226,9 +226,12 @@ export class Gatehouse {
     });
     const limiters = sharedLimiters(limiterBackend(config, pool), log);
     resources.add('rate limits', () => limiters.close());
-    const limits = new RateLimits(config, limiters.create);
+    const limits = new RateLimits(
+      { ...config.limits, loginWindowMs: ms(config, 'limits.loginWindow') },
+      limiters.create,
+    );
     await limiters.ready();
-    const auth = new AuthService(store, tokens, revocations, control, limits, config, clock);
+    const auth = new AuthService(store, tokens, revocations, control, limits, tokenLifetimes(config), clock);
 
     const cluster = createClusterState(config, nodeId, pool, clock, log);
     resources.add('cluster state', () => cluster.stop());
@@ -267,7 +270,7 @@ export class Gatehouse {
     );
     presence = new PresenceNotifier(cluster, store, delivery, log);
     const conversations = new ConversationDirectory(store);
-    messaging = new Messaging(store, conversations, writer, delivery, control, config, clock, log);
+    messaging = new Messaging(store, conversations, writer, delivery, control, config.messages, clock, log);
     for (const [type, handler] of Object.entries(messageFrameHandlers(messaging))) gateway.handle(type, handler);
     const drained = messaging;
     resources.add('message writer', () => drained.drain());

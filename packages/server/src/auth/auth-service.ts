@@ -7,6 +7,7 @@ import {
 } from '@gatehouse/protocol';
 import type { Clock } from '../clock.js';
 import { type GatehouseConfig, ms } from '../config.js';
+
 import type { ControlChannel } from '../control-channel.js';
 import { GatehouseError } from '../errors.js';
 import type { PrincipalRecord, Store } from '../store/store.js';
@@ -41,6 +42,25 @@ export interface DeviceInfo {
 
 const info = (p: PrincipalRecord): PrincipalInfo => ({ id: p.id, kind: p.kind, name: p.name });
 
+/** The slice of the configuration AuthService uses: token lifetimes, in milliseconds. */
+export interface TokenLifetimes {
+  access: Record<PrincipalKind, number>;
+  refresh: { user: number; customer: number };
+  ticket: number;
+}
+
+export function tokenLifetimes(config: GatehouseConfig): TokenLifetimes {
+  return {
+    access: {
+      user: ms(config, 'tokens.ttl.user'),
+      agent: ms(config, 'tokens.ttl.agent'),
+      customer: ms(config, 'tokens.ttl.customer'),
+    },
+    refresh: { user: ms(config, 'tokens.refreshTtl.user'), customer: ms(config, 'tokens.refreshTtl.customer') },
+    ticket: ms(config, 'tokens.ticketTtl'),
+  };
+}
+
 /**
  * Issues and checks every credential: password and app-key logins, customer tokens,
  * refresh rotation with reuse detection, tickets, logout, revoke-all and block.
@@ -52,12 +72,12 @@ export class AuthService {
     private readonly revocations: RevocationCache,
     private readonly control: ControlChannel,
     private readonly limits: RateLimits,
-    private readonly config: GatehouseConfig,
+    private readonly lifetimes: TokenLifetimes,
     private readonly clock: Clock,
   ) {}
 
   private accessTtl(kind: PrincipalKind): number {
-    return ms(this.config, `tokens.ttl.${kind}`);
+    return this.lifetimes.access[kind];
   }
 
   /** Creates a password account (agent, or a user an operator manages). */
@@ -138,7 +158,7 @@ export class AuthService {
         deviceType,
         deviceId,
         createdAt: now,
-        expiresAt: now + ms(this.config, `tokens.refreshTtl.${principal.kind as 'user' | 'customer'}`),
+        expiresAt: now + this.lifetimes.refresh[principal.kind as 'user' | 'customer'],
         usedAt: null,
       });
       refreshToken = refresh.token;
@@ -328,7 +348,7 @@ export class AuthService {
 
   /** A single-use ticket standing for the caller's access token, valid for `tokens.ticketTtl`. */
   async issueTicket(context: AuthContext & { claims: AccessClaims }): Promise<{ ticket: string; expiresIn: number }> {
-    const ttl = ms(this.config, 'tokens.ticketTtl');
+    const ttl = this.lifetimes.ticket;
     const { ticket, hash } = this.tokens.newTicket();
     await this.store.saveTicket({
       hash,

@@ -1,6 +1,5 @@
 import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { GatehouseConfig } from '../config.js';
-import { ms } from '../config.js';
 import { GatehouseError } from '../errors.js';
 
 /** Thrown when a limit is hit; carries the seconds to put in `Retry-After`. */
@@ -50,36 +49,40 @@ export class RateLimits {
   private readonly handshakesPerIp: RateLimiterAbstract;
   private readonly supportSessions: RateLimiterAbstract;
 
-  constructor(config: GatehouseConfig, create: LimiterFactory = memoryLimiters) {
-    const loginWindow = Math.ceil(ms(config, 'limits.loginWindow') / 1000);
+  /** `limits`: the `limits.*` slice of the configuration, with `loginWindow` in milliseconds. */
+  constructor(
+    limits: Omit<GatehouseConfig['limits'], 'loginWindow'> & { loginWindowMs: number },
+    create: LimiterFactory = memoryLimiters,
+  ) {
+    const loginWindow = Math.ceil(limits.loginWindowMs / 1000);
     this.loginPerAccountAndIp = create({
       keyPrefix: 'login-account-ip',
-      points: config.limits.loginAttemptsPerAccountAndIp,
+      points: limits.loginAttemptsPerAccountAndIp,
       duration: loginWindow,
     });
     this.loginPerAccount = create({
       keyPrefix: 'login-account',
-      points: config.limits.loginAttemptsPerAccount,
+      points: limits.loginAttemptsPerAccount,
       duration: loginWindow,
     });
     this.loginPerIp = create({
       keyPrefix: 'login-ip',
-      points: config.limits.loginAttemptsPerIp,
+      points: limits.loginAttemptsPerIp,
       duration: loginWindow,
     });
     this.customerTokensPerIp = create({
       keyPrefix: 'customer-ip',
-      points: config.limits.customerTokensPerMinutePerIp,
+      points: limits.customerTokensPerMinutePerIp,
       duration: 60,
     });
     this.handshakesPerIp = create({
       keyPrefix: 'handshake-ip',
-      points: config.limits.handshakesPerSecondPerIp,
+      points: limits.handshakesPerSecondPerIp,
       duration: 1,
     });
     this.supportSessions = create({
       keyPrefix: 'support-session',
-      points: config.limits.supportSessionsPerMinute,
+      points: limits.supportSessionsPerMinute,
       duration: 60,
     });
   }

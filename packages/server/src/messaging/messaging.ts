@@ -48,7 +48,8 @@ export class Messaging {
     private readonly writer: MessageWriter,
     private readonly delivery: Delivery,
     private readonly control: ControlChannel,
-    private readonly config: GatehouseConfig,
+    /** The slice of the configuration messaging uses. */
+    private readonly limits: GatehouseConfig['messages'],
     private readonly clock: Clock,
     private readonly log: Logger,
   ) {
@@ -102,8 +103,8 @@ export class Messaging {
   ): Promise<{ ack: Ack; publish: () => void }> {
     if (input.text === null && input.data === undefined)
       throw new GatehouseError('INVALID_REQUEST', 'a message needs text or data');
-    if (input.text !== null && Buffer.byteLength(input.text) > this.config.messages.maxTextBytes)
-      throw new GatehouseError('PAYLOAD_TOO_LARGE', `text exceeds ${this.config.messages.maxTextBytes} bytes`);
+    if (input.text !== null && Buffer.byteLength(input.text) > this.limits.maxTextBytes)
+      throw new GatehouseError('PAYLOAD_TOO_LARGE', `text exceeds ${this.limits.maxTextBytes} bytes`);
     // Serialized now, so data that cannot be (nested too deep) fails this send alone, not a batch.
     let dataJson: string | null = null;
     if (input.data !== undefined) {
@@ -245,7 +246,7 @@ export class Messaging {
     try {
       let cursors = await this.store.replayCursors(principal.id, conn.deviceType);
       if (conversationIds) cursors = cursors.filter((c) => conversationIds.includes(c.conversationId));
-      const limit = this.config.messages.replayLimit;
+      const limit = this.limits.replayLimit;
       // This device type's own sends are never replayed to it (it got their ack).
       const own = { fromId: principal.id, fromDevice: conn.deviceType };
       const skips: Promise<void>[] = [];
