@@ -270,7 +270,9 @@ export class Gatehouse {
     );
     presence = new PresenceNotifier(cluster, store, delivery, log);
     const conversations = new ConversationDirectory(store);
-    messaging = new Messaging(store, conversations, writer, delivery, control, config.messages, clock, log);
+    messaging = new Messaging(store, conversations, writer, delivery, control, config.messages, clock, log, (ids) =>
+      cluster.online(ids),
+    );
     for (const [type, handler] of Object.entries(messageFrameHandlers(messaging))) gateway.handle(type, handler);
     const drained = messaging;
     resources.add('message writer', () => drained.drain());

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { eventually } from './helpers/broker-conformance.js';
 import { Clients, nextFrames, sendMessage, sendOk } from './helpers/messaging.js';
 import { agentLogin, api, newCustomer, startServer, type TestServer } from './helpers/test-server.js';
 
@@ -11,7 +12,13 @@ describe('the support flow', () => {
   const sessions = async (token: string, status: 'open' | 'mine') => {
     const res = await api(server, 'GET', `/api/v1/sessions?status=${status}`, { headers: asBearer(token) });
     assert.equal(res.status, 200, JSON.stringify(res.body));
-    return res.body.sessions as { id: string; status: string; customer_id: string; agent_id: string | null }[];
+    return res.body.sessions as {
+      id: string;
+      status: string;
+      customer_id: string;
+      agent_id: string | null;
+      customer_online?: boolean;
+    }[];
   };
 
   before(async () => {
@@ -19,6 +26,22 @@ describe('the support flow', () => {
   });
   afterEach(() => clients.closeAll());
   after(() => server.close());
+
+  it('says in the queue whether the customer is connected: offline once its socket closed', async () => {
+    const agent = await agentLogin(server, 'support-presence');
+    const customer = await newCustomer(server, 'Gone Visitor');
+    const c = await clients.device(server, '/ws/chat', customer.token);
+    await sendOk(c.client, { sessionId: customer.sessionId, text: 'hello?' });
+    const listed = async () => (await sessions(agent.token, 'open')).find((s) => s.id === customer.sessionId);
+    assert.equal((await listed())?.customer_online, true);
+    c.client.ws.close();
+    await c.client.closed;
+    await eventually(
+      async () => assert.equal((await listed())?.customer_online, false),
+      undefined,
+      'offline in the queue',
+    );
+  });
 
   it('takes a customer from waiting to claimed to closed with two agents', async () => {
     const agentA = await agentLogin(server, 'support-a');
@@ -59,6 +82,8 @@ describe('the support flow', () => {
     assert.equal(listed?.status, 'open');
     assert.equal(listed?.customer_id, customer.customerId);
     assert.equal(listed?.agent_id, null);
+    // The queue says whether the customer is connected now (a console shows it before any presence change).
+    assert.equal(listed?.customer_online, true);
     const asCustomer = await api(server, 'GET', '/api/v1/sessions?status=open', { headers: asBearer(customer.token) });
     assert.equal(asCustomer.status, 403);
 
@@ -68,6 +93,7 @@ describe('the support flow', () => {
     });
     assert.equal(claimed.status, 200, JSON.stringify(claimed.body));
     assert.equal(claimed.body.session.status, 'claimed');
+    assert.equal(claimed.body.session.customer_online, true);
     assert.equal(claimed.body.session.agent_id, agentA.user.id);
     const backlog = await nextFrames(a.client, 'offline_message', 2);
     assert.deepEqual(
@@ -247,6 +273,7 @@ describe('the support flow', () => {
       created_at: listed.created_at,
       waiting_since: first.ts,
       first_message: long.slice(0, 200),
+      customer_online: true,
     });
     assert.equal(typeof listed.created_at, 'number');
   });

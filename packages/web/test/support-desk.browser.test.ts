@@ -110,6 +110,8 @@ describe('support desk in Chromium: widget on another origin, agent console', {
     await bobRequested;
     await alice.locator('.queue-item .claim').first().click();
     await alice.locator('.conv-head h2', { hasText: 'Carol' }).waitFor(expect);
+    // Carol is connected: the console knows it from the claim, before any presence change.
+    await alice.locator('.presence.online').waitFor(expect);
     await waitText(bob, '.queue-item', 'Taken by Alice');
     releaseBob();
     await bobClick;

@@ -247,6 +247,9 @@ const supportSessionFields = {
   last_seq: Type.Integer(),
   created_at: Millis('Opened'),
   waiting_since: Nullable(Millis('When the customer first wrote (the session entered the queue); null before')),
+  customer_online: Type.Optional(
+    Type.Boolean({ description: 'Whether the customer is connected now (session lists and the claim answer)' }),
+  ),
 };
 export const SupportSession = Obj(supportSessionFields);
 

@@ -52,12 +52,21 @@ export class Messaging {
     private readonly limits: GatehouseConfig['messages'],
     private readonly clock: Clock,
     private readonly log: Logger,
+    /** Cluster presence: which of these principals are connected on some live node. */
+    online: (principalIds: string[]) => Promise<Set<string>>,
   ) {
     control.on((event) => {
       if (event.op === 'conversation-changed') directory.invalidate(event.id);
     });
-    this.support = new SupportSessions(store, directory, delivery, control, clock, log, (conn, ids) =>
-      this.replay(conn, ids),
+    this.support = new SupportSessions(
+      store,
+      directory,
+      delivery,
+      control,
+      clock,
+      log,
+      (conn, ids) => this.replay(conn, ids),
+      online,
     );
   }
 
@@ -320,6 +329,11 @@ export class Messaging {
   /** The agents' lists: `open` (the queue) or `mine`, with customer name, channel, first message and waiting time. */
   listSessions(status: 'open' | 'mine', agentId: string, limit: number) {
     return this.support.list(status, agentId, limit);
+  }
+
+  /** A claimed session for its agent, with whether the customer is connected now. */
+  describeWithPresence(c: ConversationRecord) {
+    return this.support.describeWithPresence(c);
   }
 
   describeSession(c: ConversationRecord, customer?: PrincipalInfo) {

@@ -52,6 +52,8 @@ export class SupportSessions {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly replay: (conn: Connection, conversationIds: string[]) => Promise<void>,
+    /** Which of these principals have a connection on some live node (cluster presence). */
+    private readonly online: (principalIds: string[]) => Promise<Set<string>>,
   ) {}
 
   /**
@@ -77,7 +79,18 @@ export class SupportSessions {
   /** `open`: the queue, longest waiting first; `mine`: the agent's claimed sessions. */
   async list(status: 'open' | 'mine', agentId: string, limit: number) {
     const listings = await this.store.listSupport(status, agentId, limit);
-    return listings.map((listing) => this.describeListing(listing));
+    const customers = listings.flatMap(({ conversation: c }) => (c.customerId === null ? [] : [c.customerId]));
+    const online = customers.length > 0 ? await this.online(customers) : new Set<string>();
+    return listings.map((listing) => ({
+      ...this.describeListing(listing),
+      customer_online: listing.conversation.customerId !== null && online.has(listing.conversation.customerId),
+    }));
+  }
+
+  /** A session as the claim answer gives it: with whether its customer is connected now. */
+  async describeWithPresence(c: ConversationRecord) {
+    const online = c.customerId !== null && (await this.online([c.customerId])).has(c.customerId);
+    return { ...describeSession(c), customer_online: online };
   }
 
   private describeListing({ conversation: c, customerName, channel, firstMessage }: SupportListing) {

@@ -20,7 +20,17 @@ type Listing = SupportSession & {
   channel?: string;
   first_message?: string | null;
   waiting_since?: number | null;
+  /** Whether the customer was connected when the list was read (presence frames follow changes). */
+  customer_online?: boolean;
 };
+
+/** Presence known from session lists: customer id → online, for the entries that say. */
+function presenceOf(listings: Listing[]): Record<string, boolean> {
+  const known: Record<string, boolean> = {};
+  for (const s of listings)
+    if (s.customer_id && typeof s.customer_online === 'boolean') known[s.customer_id] = s.customer_online;
+  return known;
+}
 
 function toEntry(s: Listing, firstMessage?: string | null): Entry {
   return {
@@ -68,6 +78,7 @@ export function AgentDesk({
       const [open, own] = await Promise.all([client.sessions('open'), client.sessions('mine')]);
       setQueue(new Map((open.sessions as Listing[]).map((s) => [s.id, toEntry(s)])));
       setMine(new Map((own.sessions as Listing[]).map((s) => [s.id, toEntry(s)])));
+      setPresence((p) => ({ ...p, ...presenceOf([...(open.sessions as Listing[]), ...(own.sessions as Listing[])]) }));
       const convs = await client.conversations();
       setUnread(Object.fromEntries(convs.conversations.map((c) => [c.id, c.id === activeRef.current ? 0 : c.unread])));
     } catch {
@@ -140,7 +151,8 @@ export function AgentDesk({
 
   async function claim(entry: Entry) {
     try {
-      await client.claim(entry.id);
+      const { session } = await client.claim(entry.id);
+      setPresence((p) => ({ ...p, ...presenceOf([session as Listing]) }));
       setQueue((q) => {
         const next = new Map(q);
         next.delete(entry.id);

@@ -210,7 +210,7 @@ export async function sessionRoutes(app: RestApp, { services }: { services: Serv
         request.params.id,
         services.gateway.registry.ofPrincipal(context.principal.id),
       );
-      return { session: messaging.describeSession(session) };
+      return { session: await messaging.describeWithPresence(session) };
     },
   );
 
