@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import WebSocket from 'ws';
-import { GatehouseClient } from '../src/index.js';
+import { ClientSet } from './helpers/clients.js';
 import { record } from './helpers/recorder.js';
 import { createAppKey, TestGatehouse, until, userToken } from './helpers/server.js';
 
@@ -55,7 +54,7 @@ describe('GatehouseClient dead-connection detection', { timeout: 60_000 }, () =>
   let server: TestGatehouse;
   let proxy: FreezingProxy;
   let appKey: string;
-  const clients: GatehouseClient[] = [];
+  const clients = new ClientSet();
 
   before(async () => {
     server = await TestGatehouse.start();
@@ -64,21 +63,19 @@ describe('GatehouseClient dead-connection detection', { timeout: 60_000 }, () =>
     await proxy.listen(server.port);
   });
   after(async () => {
-    for (const c of clients) c.close();
+    clients.closeAll();
     proxy.close();
     await server.close();
   });
 
   it('pings a silent connection and reconnects when nothing comes back', async () => {
-    const c = new GatehouseClient({
-      WebSocket,
+    const c = clients.make({
       url: `ws://127.0.0.1:${proxy.port}/ws`,
       getToken: () => userToken(server, appKey, 'l-user'),
       pingInterval: 200,
       pongTimeout: 300,
       backoff: { initial: 50, max: 100, prompt: 50, long: 100 },
     });
-    clients.push(c);
     const rec = record(c);
     await c.connect();
     const first = c.sessionId;

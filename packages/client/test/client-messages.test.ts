@@ -1,28 +1,23 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import WebSocket from 'ws';
 import { GatehouseClient } from '../src/index.js';
+import { type ClientOptions, ClientSet } from './helpers/clients.js';
 import { keys, record } from './helpers/recorder.js';
 import { agentLogin, api, createAppKey, newCustomer, TestGatehouse, until, userToken } from './helpers/server.js';
 
 describe('GatehouseClient messages', { timeout: 60_000 }, () => {
   let server: TestGatehouse;
   let appKey: string;
-  const clients: GatehouseClient[] = [];
-  const client = (options: ConstructorParameters<typeof GatehouseClient>[0]) => {
-    const c = new GatehouseClient({ WebSocket, ...options });
-    clients.push(c);
-    return c;
-  };
-  const user = (id: string, extra: Partial<ConstructorParameters<typeof GatehouseClient>[0]> = {}) =>
-    client({ url: `${server.wsUrl}/ws`, getToken: () => userToken(server, appKey, id), ...extra });
+  const clients = new ClientSet();
+  const client = (options: ClientOptions) => clients.make(options);
+  const user = (id: string, extra: Partial<ClientOptions> = {}) => clients.user(server, appKey, id, extra);
 
   before(async () => {
     server = await TestGatehouse.start();
     appKey = await createAppKey(server);
   });
   after(async () => {
-    for (const c of clients) c.close();
+    clients.closeAll();
     await server.close();
   });
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import WebSocket from 'ws';
-import { type AckBody, GatehouseClient, type GatehouseClientOptions } from '../src/index.js';
+import type { AckBody } from '../src/index.js';
+import { type ClientOptions, ClientSet } from './helpers/clients.js';
 import { keys, record } from './helpers/recorder.js';
-import { createAppKey, ServerProcess, TestGatehouse, until, userToken } from './helpers/server.js';
+import { createAppKey, ServerProcess, TestGatehouse, until } from './helpers/server.js';
 
 /** Quick backoff so a test does not wait seconds; the policy is the same. */
 const quick = { initial: 100, max: 400, prompt: 100, long: 300 };
@@ -12,25 +12,16 @@ describe('GatehouseClient reconnect', { timeout: 60_000 }, () => {
   describe('server killed (SIGKILL) and restarted mid-conversation', () => {
     let server: ServerProcess;
     let appKey: string;
-    const clients: GatehouseClient[] = [];
-    const user = (id: string, extra: Partial<GatehouseClientOptions> = {}) => {
-      const c = new GatehouseClient({
-        WebSocket,
-        url: `${server.wsUrl}/ws`,
-        getToken: () => userToken(server, appKey, id),
-        backoff: quick,
-        ...extra,
-      });
-      clients.push(c);
-      return c;
-    };
+    const clients = new ClientSet();
+    const user = (id: string, extra: Partial<ClientOptions> = {}) =>
+      clients.user(server, appKey, id, { backoff: quick, ...extra });
 
     before(async () => {
       server = await ServerProcess.start();
       appKey = await createAppKey(server);
     });
     after(async () => {
-      for (const c of clients) c.close();
+      clients.closeAll();
       await server.close();
     });
 
@@ -91,25 +82,19 @@ describe('GatehouseClient reconnect', { timeout: 60_000 }, () => {
   describe('graceful restart (1001)', () => {
     let server: TestGatehouse;
     let appKey: string;
-    const clients: GatehouseClient[] = [];
+    const clients = new ClientSet();
     before(async () => {
       server = await TestGatehouse.start();
       appKey = await createAppKey(server);
     });
     // Closed here too, so a failed assertion cannot leave a client retrying (and the process alive).
     after(async () => {
-      for (const c of clients) c.close();
+      clients.closeAll();
       await server.close();
     });
 
     it('retries promptly (within the jitter bound) after 1001, then spreads over the cap window while down', async () => {
-      const c = new GatehouseClient({
-        WebSocket,
-        url: `${server.wsUrl}/ws`,
-        getToken: () => userToken(server, appKey, 'g-user'),
-        backoff: { initial: 200, max: 800, prompt: 50, long: 1000 },
-      });
-      clients.push(c);
+      const c = clients.user(server, appKey, 'g-user', { backoff: { initial: 200, max: 800, prompt: 50, long: 1000 } });
       const rec = record(c);
       await c.connect();
       await server.stop();

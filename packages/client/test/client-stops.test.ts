@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import WebSocket from 'ws';
-import { GatehouseClient, type GatehouseClientOptions } from '../src/index.js';
+import { type ClientOptions, ClientSet } from './helpers/clients.js';
 import { record } from './helpers/recorder.js';
 import { admin, api, createAppKey, TestGatehouse, until, userToken } from './helpers/server.js';
 
@@ -10,25 +9,16 @@ const quick = { initial: 50, max: 200, prompt: 50, long: 200 };
 describe('GatehouseClient terminal closes and slow-down', { timeout: 60_000 }, () => {
   let server: TestGatehouse;
   let appKey: string;
-  const clients: GatehouseClient[] = [];
-  const user = (id: string, extra: Partial<GatehouseClientOptions> = {}) => {
-    const c = new GatehouseClient({
-      WebSocket,
-      url: `${server.wsUrl}/ws`,
-      getToken: () => userToken(server, appKey, id),
-      backoff: quick,
-      ...extra,
-    });
-    clients.push(c);
-    return c;
-  };
+  const clients = new ClientSet();
+  const user = (id: string, extra: Partial<ClientOptions> = {}) =>
+    clients.user(server, appKey, id, { backoff: quick, ...extra });
 
   before(async () => {
     server = await TestGatehouse.start();
     appKey = await createAppKey(server);
   });
   after(async () => {
-    for (const c of clients) c.close();
+    clients.closeAll();
     await server.close();
   });
 
@@ -84,16 +74,7 @@ describe('GatehouseClient terminal closes and slow-down', { timeout: 60_000 }, (
     const limited = await TestGatehouse.start({ limits: { handshakesPerSecondPerIp: 1 } });
     try {
       const key = await createAppKey(limited);
-      const make = (id: string) => {
-        const c = new GatehouseClient({
-          WebSocket,
-          url: `${limited.wsUrl}/ws`,
-          getToken: () => userToken(limited, key, id),
-          backoff: quick,
-        });
-        clients.push(c);
-        return c;
-      };
+      const make = (id: string) => clients.user(limited, key, id, { backoff: quick });
       const a = make('s-rate-a');
       const b = make('s-rate-b');
       const bRec = record(b);

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import WebSocket from 'ws';
-import { GatehouseClient, type GatehouseClientOptions } from '../src/index.js';
+import { type ClientOptions, ClientSet } from './helpers/clients.js';
 import { record } from './helpers/recorder.js';
 import { createAppKey, TestGatehouse, until, userToken } from './helpers/server.js';
 
@@ -10,11 +9,9 @@ const quick = { initial: 50, max: 200, prompt: 50, long: 200 };
 describe('GatehouseClient tokens', { timeout: 60_000 }, () => {
   let server: TestGatehouse;
   let appKey: string;
-  const clients: GatehouseClient[] = [];
-  const user = (id: string, calls: { n: number }, extra: Partial<GatehouseClientOptions> = {}) => {
-    const c = new GatehouseClient({
-      WebSocket,
-      url: `${server.wsUrl}/ws`,
+  const clients = new ClientSet();
+  const user = (id: string, calls: { n: number }, extra: Partial<ClientOptions> = {}) =>
+    clients.user(server, appKey, id, {
       getToken: () => {
         calls.n++;
         return userToken(server, appKey, id);
@@ -22,9 +19,6 @@ describe('GatehouseClient tokens', { timeout: 60_000 }, () => {
       backoff: quick,
       ...extra,
     });
-    clients.push(c);
-    return c;
-  };
 
   before(async () => {
     // Short lifetimes through config; the server's clock is a ManualClock the test moves (in one
@@ -36,7 +30,7 @@ describe('GatehouseClient tokens', { timeout: 60_000 }, () => {
     appKey = await createAppKey(server);
   });
   after(async () => {
-    for (const c of clients) c.close();
+    clients.closeAll();
     await server.close();
   });
 
@@ -79,8 +73,7 @@ describe('GatehouseClient tokens', { timeout: 60_000 }, () => {
   it('stops (disconnected, NO_TOKEN) when a fixed token is refused and there is no getToken', async () => {
     const token = await userToken(server, appKey, 't-fixed');
     server.clock.advance(3 * 60_000);
-    const c = new GatehouseClient({ WebSocket, url: `${server.wsUrl}/ws`, token, backoff: quick });
-    clients.push(c);
+    const c = clients.make({ url: `${server.wsUrl}/ws`, token, backoff: quick });
     const rec = record(c);
     await assert.rejects(c.connect(), { code: 'CLOSED' });
     assert.equal(c.status, 'disconnected');

@@ -6,9 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
-import WebSocket from 'ws';
 import { bundle } from '../scripts/bundle.js';
-import { GatehouseClient } from '../src/index.js';
+import { ClientSet } from './helpers/clients.js';
 import { PageServer } from './helpers/page-server.js';
 import { record } from './helpers/recorder.js';
 import { admin, api, createAppKey, TestGatehouse, until, userToken, WAIT_MS } from './helpers/server.js';
@@ -32,23 +31,15 @@ const python = pythonWithWebsockets();
 describe('examples/', { timeout: 120_000 }, () => {
   let server: TestGatehouse;
   let appKey: string;
-  const clients: GatehouseClient[] = [];
-  const user = (id: string) => {
-    const c = new GatehouseClient({
-      WebSocket,
-      url: `${server.wsUrl}/ws`,
-      getToken: () => userToken(server, appKey, id),
-    });
-    clients.push(c);
-    return c;
-  };
+  const clients = new ClientSet();
+  const user = (id: string) => clients.user(server, appKey, id);
 
   before(async () => {
     server = await TestGatehouse.start();
     appKey = await createAppKey(server);
   });
   after(async () => {
-    for (const c of clients) c.close();
+    clients.closeAll();
     await server.close();
   });
 
