@@ -143,7 +143,13 @@ export const ERROR_CODES = [
   },
   { code: 'PAYLOAD_TOO_LARGE', status: 413, close: 4413, description: 'Body or frame over the size limit.' },
   { code: 'RATE_LIMITED', status: 429, close: 4429, description: 'Too many requests; see `Retry-After`.' },
-  { code: 'SERVER_BUSY', status: 503, close: 1013, description: 'Connection or unauthenticated-socket cap reached.' },
+  {
+    code: 'SERVER_BUSY',
+    status: 503,
+    close: 1013,
+    description:
+      'Connection or unauthenticated-socket cap reached, or the node is shutting down or waiting for its store at start.',
+  },
   {
     code: 'STORE_UNAVAILABLE',
     status: 503,

@@ -35,6 +35,7 @@ import type { Services } from './services.js';
 import { PostgresStore } from './store/postgres-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
+import { StoreStartup } from './store/store-startup.js';
 import { keyRingFrom, loadOrCreateKeysFile } from './tokens/signing-keys.js';
 import { TokenService } from './tokens/token-service.js';
 
@@ -201,7 +202,6 @@ export class Gatehouse {
   ): Promise<Services> {
     const store = createStore(config, resolve(config.dataDir), log);
     resources.add('store', () => store.close());
-    await store.migrate();
     // One PostgreSQL pool per node: the store's, shared by the cluster state and rate limits.
     const pool = store instanceof PostgresStore ? store.pool : null;
     const broker = createBroker(config, log);
@@ -230,12 +230,19 @@ export class Gatehouse {
       { ...config.limits, loginWindowMs: ms(config, 'limits.loginWindow') },
       limiters.create,
     );
-    await limiters.ready();
     const auth = new AuthService(store, tokens, revocations, control, limits, tokenLifetimes(config), clock);
 
     const cluster = createClusterState(config, nodeId, pool, clock, log);
     resources.add('cluster state', () => cluster.stop());
-    await cluster.start();
+    // Everything that needs the store at start, retried in the background (the node serving,
+    // not ready) while PostgreSQL cannot be reached.
+    const storeStartup = new StoreStartup(async () => {
+      await store.migrate();
+      await limiters.ready();
+      await cluster.start();
+    }, log);
+    resources.add('store start-up', () => storeStartup.stop());
+    await storeStartup.start();
     let messaging: Messaging | null = null;
     let metrics: Metrics | null = null;
     let presence: PresenceNotifier | null = null;
@@ -257,6 +264,7 @@ export class Gatehouse {
         onHandshake: (outcome) => metrics?.handshakes.inc({ outcome }),
       },
     });
+    if (!storeStartup.ready) gateway.holdUntil((ready) => storeStartup.onReady(ready));
     metrics = new Metrics(nodeId, gateway.registry);
     const m = metrics;
     const delivery = new Delivery(broker, gateway.registry, log, {
@@ -326,6 +334,7 @@ export class Gatehouse {
       messaging,
       metrics,
       cluster,
+      storeStartup,
       nodeId,
       startedAt: clock.now(),
     };

@@ -11,6 +11,7 @@ import type { Gateway } from './gateway/gateway.js';
 import type { Messaging } from './messaging/messaging.js';
 import type { Metrics } from './metrics.js';
 import type { Store } from './store/store.js';
+import type { StoreStartup } from './store/store-startup.js';
 import type { TokenService } from './tokens/token-service.js';
 
 /** Everything the composition root wires together; routes and the CLI take what they need. */
@@ -29,6 +30,8 @@ export interface Services {
   messaging: Messaging;
   metrics: Metrics;
   cluster: ClusterState;
+  /** False while the store could not be reached at start (the node serves, not ready). */
+  storeStartup: StoreStartup;
   nodeId: string;
   startedAt: number;
 }

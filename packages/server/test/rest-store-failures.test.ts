@@ -177,6 +177,7 @@ describe('the readiness probe', () => {
         server.gatehouse.services.store,
         server.gatehouse.services.broker,
         pino({ level: 'silent' }),
+        () => true,
         () => now,
       );
       assert.deepEqual(await probe.check(), { store: true, broker: true });

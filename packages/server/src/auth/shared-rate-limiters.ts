@@ -14,7 +14,10 @@ export type LimiterBackend =
 
 export interface SharedLimiters {
   create: LimiterFactory;
-  /** Resolves once every limiter created so far can count in its backend. */
+  /**
+   * Makes every limiter created so far able to count in its backend (PostgreSQL: creates
+   * their tables); rejects when the backend cannot be reached, and may be called again.
+   */
   ready(): Promise<void>;
   /** Closes what this opened (a borrowed pool stays open). */
   close(): Promise<void>;
@@ -48,37 +51,42 @@ export function sharedLimiters(backend: LimiterBackend, log: Logger): SharedLimi
     };
   }
   if (backend.kind === 'postgres') {
-    // Until its table exists a limiter counts in memory only, so the node waits for the tables.
-    const tables: Promise<void>[] = [];
+    // The limiters are made without touching the database (a node may start while PostgreSQL
+    // is down); `ready()` creates their tables, and until it has, they count in memory only.
+    const made: ConstructorParameters<typeof RateLimiterPostgres>[0][] = [];
+    let creating: Promise<void> | null = null;
+    /** The library's own CREATE TABLE, run by an instance made for it alone (no cleanup timer). */
+    const createTable = (options: (typeof made)[number]) =>
+      new Promise<void>((resolve, reject) => {
+        new RateLimiterPostgres({ ...options, tableCreated: false, clearExpiredByTimeout: false }, (err?: unknown) =>
+          err ? reject(err) : resolve(),
+        );
+      });
     return {
       create: (options) => {
-        let created!: () => void;
-        tables.push(
-          new Promise((resolve) => {
-            created = resolve;
-          }),
-        );
-        return new RateLimiterPostgres(
-          {
-            ...options,
-            storeClient: backend.pool,
-            storeType: 'pool',
-            tableName: `gh_rate_limits_${options.keyPrefix.replace(/[^a-z0-9_]/gi, '_')}`,
-            clearExpiredByTimeout: true,
-            insuranceLimiter: new RateLimiterMemory(options),
-          },
-          (err?: unknown) => {
-            if (err) log.warn({ err }, 'rate limits: could not create the PostgreSQL table; limiting in memory');
-            created();
-          },
-        );
+        const postgresOptions = {
+          ...options,
+          storeClient: backend.pool,
+          storeType: 'pool',
+          tableName: `gh_rate_limits_${options.keyPrefix.replace(/[^a-z0-9_]/gi, '_')}`,
+          tableCreated: true,
+          clearExpiredByTimeout: true,
+          insuranceLimiter: new RateLimiterMemory(options),
+        };
+        made.push(postgresOptions);
+        return new RateLimiterPostgres(postgresOptions);
       },
       ready: async () => {
-        await Promise.all(tables);
+        creating = Promise.all(made.map(createTable)).then(() => {});
+        try {
+          await creating;
+        } finally {
+          creating = null;
+        }
       },
-      // Waits for the table creations: they use the borrowed pool, which closes after this.
+      // Waits for table creations under way: they use the borrowed pool, which closes after this.
       close: async () => {
-        await Promise.all(tables);
+        await creating?.catch(() => {});
       },
     };
   }

@@ -131,6 +131,8 @@ export class Gateway implements FrameContext {
   /** Connections whose slot claim is under way (not bound yet). */
   private readonly attaching = new WeakSet<Connection>();
   private closing = false;
+  /** Set while the store could not be reached at start: every handshake is refused. */
+  private starting = false;
 
   constructor(options: GatewayOptions) {
     this.auth = options.auth;
@@ -172,6 +174,17 @@ export class Gateway implements FrameContext {
     this.control.on((event) => this.onControl(event));
   }
 
+  /**
+   * Refuses handshakes (503 SERVER_BUSY, close 1013 "reconnect slowly") until `whenReady`
+   * calls back: the node listens before its store could be reached.
+   */
+  holdUntil(whenReady: (ready: () => void) => void): void {
+    this.starting = true;
+    whenReady(() => {
+      this.starting = false;
+    });
+  }
+
   /** Adds a handler for a frame type (messaging registers message/ack/history). */
   handle(type: string, handler: FrameHandler): void {
     this.handlers.set(type, handler);
@@ -198,6 +211,11 @@ export class Gateway implements FrameContext {
     const endpoint = request.endpoint;
     if (!endpoint) return this.rejectHttp(up, { code: 'NOT_FOUND', message: 'no WebSocket endpoint at this path' });
     if (this.closing) return this.rejectHttp(up, { code: 'SERVER_BUSY', message: 'server is shutting down' });
+    if (this.starting)
+      return this.rejectHttp(up, {
+        code: 'SERVER_BUSY',
+        message: 'server is starting: its store is not reachable yet',
+      });
     try {
       await this.limits.handshake(request.ip);
     } catch (err) {

@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { RateLimitedError } from '../auth/rate-limits.js';
 import { isGatehouseError } from '../errors.js';
+import { isConnectionFailure } from '../store/connection-failures.js';
 
 /** What an error means for a client: status, code and a message safe to show (never a stack). */
 export interface ErrorDetails {
@@ -12,26 +13,14 @@ export interface ErrorDetails {
 }
 
 /**
- * Node's codes for a backing service that cannot be reached. The PostgreSQL driver surfaces
- * them as is; a shared rate-limit backend failing this way is retryable too, so it gets the same 503.
- */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);
-/** pg's own messages for a connection that failed or went away (they carry no code). */
-const PG_CONNECTION =
-  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end)/;
-
-/**
  * Whether an error comes from the store's driver (SQLite or PostgreSQL) or its connection:
  * such a failure is the store's, not the request's, so the client may retry (503).
  */
 export function isStoreFailure(err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth++) {
     if (e.name === 'SqliteError' || e instanceof pg.DatabaseError) return true;
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && UNREACHABLE.has(code)) return true;
-    if (PG_CONNECTION.test(e.message)) return true;
   }
-  return false;
+  return isConnectionFailure(err);
 }
 
 /**

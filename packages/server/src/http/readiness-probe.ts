@@ -25,6 +25,8 @@ export class ReadinessProbe {
     private readonly store: Store,
     private readonly broker: Broker,
     private readonly log: Logger,
+    /** False while the store's start-up work (migrations, tables) waits for the store. */
+    private readonly storeStarted: () => boolean,
     /**
      * Monotonic milliseconds. Not the injected Clock on purpose: tests freeze that clock, and
      * a frozen cache would hide a store or broker going away from a test polling /readyz.
@@ -43,7 +45,10 @@ export class ReadinessProbe {
   private async probe(): Promise<ReadinessVerdict> {
     const at = this.now();
     const [store, broker] = await Promise.all([
-      this.attempt('store', () => this.store.probeWrite()),
+      this.attempt('store', async () => {
+        if (!this.storeStarted()) throw new Error('the store could not be reached at start yet');
+        await this.store.probeWrite();
+      }),
       this.attempt('broker', () => this.broker.ping()),
     ]);
     const verdict = { store, broker };

@@ -25,6 +25,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** `public`: browsers on any origin may call the route when `server.cors.origins` lists `*`. */
     cors?: 'public';
+    /** The route needs no store: it answers while the store could not be reached at start. */
+    withoutStore?: true;
   }
 }
 
@@ -85,6 +87,12 @@ export async function createRestApp(services: Services, log: Logger): Promise<Re
 
   await app.register(swagger, { openapi: openApiDocument() });
   await registerCors(app, config.server.cors.origins);
+  // Until the store could be reached once (PostgreSQL down at start), only routes marked
+  // `withoutStore` answer; the rest get the retryable 503 a store failure gets.
+  app.addHook('onRequest', async (request) => {
+    if (!services.storeStartup.ready && !request.routeOptions.config?.withoutStore)
+      throw new GatehouseError('STORE_UNAVAILABLE', 'the store is unavailable; retry shortly');
+  });
 
   // Each group is an encapsulated plugin that guards its own routes with its credential hook.
   const options = { services };
@@ -107,6 +115,7 @@ export async function createRestApp(services: Services, log: Logger): Promise<Re
     '/openapi.json',
     {
       ...(config.server.openapiAuth ? { onRequest: adminKeyAuth(config.adminKey, { bearer: true }) } : {}),
+      config: { withoutStore: true },
       schema: { hide: true },
     },
     async () => app.swagger(),

@@ -8,17 +8,30 @@ import { ErrorBody, Health, Readiness } from '../schemas.js';
 /** Liveness, readiness and metrics (SPEC §2); `/metrics` needs the admin key when `server.metricsAuth` is set. */
 export async function healthRoutes(app: RestApp, { services }: { services: Services }): Promise<void> {
   const tags = ['health'];
-  const readiness = new ReadinessProbe(services.store, services.broker, services.log);
+  const readiness = new ReadinessProbe(
+    services.store,
+    services.broker,
+    services.log,
+    () => services.storeStartup.ready,
+  );
 
-  app.get('/healthz', { schema: { summary: 'The process is alive', tags, response: { 200: Health } } }, async () => ({
-    status: 'ok' as const,
-  }));
+  // None of these needs the store: they answer while the store could not be reached at start.
+  const withoutStore = { withoutStore: true } as const;
+
+  app.get(
+    '/healthz',
+    { config: withoutStore, schema: { summary: 'The process is alive', tags, response: { 200: Health } } },
+    async () => ({
+      status: 'ok' as const,
+    }),
+  );
 
   const metricsAuth = services.config.server.metricsAuth;
   app.get(
     '/metrics',
     {
       ...(metricsAuth ? { onRequest: adminKeyAuth(services.config.adminKey, { bearer: true }) } : {}),
+      config: withoutStore,
       schema: {
         summary: 'Prometheus metrics of this node',
         description:
@@ -40,6 +53,7 @@ export async function healthRoutes(app: RestApp, { services }: { services: Servi
   app.get(
     '/readyz',
     {
+      config: withoutStore,
       schema: {
         summary: 'The store accepts writes and the broker is reachable',
         description:

@@ -50,6 +50,10 @@ export function cacheControl(path: string): string {
 
 /** `/widget.js`, `/console/`, `/demo/` from the built `@gatehouse/web` package (`web.enabled`). */
 export async function webRoutes(app: RestApp, { root }: { services: Services; root: string }): Promise<void> {
+  // Static files need no store: the pages load while a node waits for its database.
+  app.addHook('onRoute', (route) => {
+    route.config = { ...route.config, withoutStore: true };
+  });
   await app.register(fastifyStatic, {
     root,
     // One route per built file (and `/console`, `/console/` for the index): every other path
