@@ -84,7 +84,10 @@ async function serve(_args: string[], flags: Flags): Promise<number> {
     : [];
   if (notes.generatedAdminKey)
     banner.push(`Admin key (generated, kept in ${join(notes.dataDir, 'admin-key')}): ${notes.generatedAdminKey}`);
-  if (notes.keysFileCreated && shouldSeedDemo(config)) {
+  // Seeding needs the store: a node still waiting for its database skips it (and says so).
+  if (notes.keysFileCreated && shouldSeedDemo(config) && !services.storeStartup.ready)
+    banner.push('', 'The store is not reachable yet: no demo agent or app key was created.');
+  else if (notes.keysFileCreated && shouldSeedDemo(config)) {
     const password = `demo-${Math.random().toString(36).slice(2, 10)}`;
     await services.auth
       .createAccount({ kind: 'agent', username: 'demo-agent', password, name: 'Demo Agent' })
