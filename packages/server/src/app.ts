@@ -277,6 +277,9 @@ export class Gatehouse {
       (s) => m.storeLatency.observe(s),
     );
     presence = new PresenceNotifier(cluster, store, delivery, log);
+    const notifier = presence;
+    // Closed after the gateway: the offline updates of the sockets it closed finish first.
+    resources.add('presence updates', () => notifier.drain());
     const conversations = new ConversationDirectory(store);
     messaging = new Messaging(store, conversations, writer, delivery, control, config.messages, clock, log, (ids) =>
       cluster.online(ids),

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { createTestDatabase, POSTGRES_SKIP, type TestDatabase } from './helpers/postgres.js';
 import { createAppKey, startServer, type TestServer, userToken } from './helpers/test-server.js';
 import { connectWithToken } from './helpers/ws-client.js';
 
@@ -43,5 +45,64 @@ describe('presence', () => {
     assert.deepEqual([...(await cluster.online(['p-carol', 'p-nobody']))], ['p-carol']);
     carol.client.close();
     await carol.client.closed;
+  });
+});
+
+describe('presence at shutdown', { skip: POSTGRES_SKIP }, () => {
+  let db: TestDatabase;
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(() => db?.drop());
+
+  it('lets the offline updates of the sockets it closes finish before the store closes (nothing logged)', async () => {
+    const lines: string[] = [];
+    const server = await startServer(
+      { store: { url: db.url }, log: { level: 'warn' } },
+      { logStream: { write: (line) => lines.push(line) } },
+    );
+    const key = await createAppKey(server);
+    const alice = await connectWithToken(server.wsUrl, '/ws', await userToken(server, key, 'sd-alice'));
+    const peers = [];
+    for (let i = 0; i < 5; i++) {
+      peers.push(await connectWithToken(server.wsUrl, '/ws', await userToken(server, key, `sd-peer-${i}`)));
+      // A direct conversation: the peer is told when Alice goes.
+      assert.equal((await alice.client.request({ type: 'message', to: `sd-peer-${i}`, text: 'hi' })).code, 200);
+    }
+    // Presence writes wait on a lock while the node shuts down, so its offline updates outlast
+    // the gateway's close: the store must stay open until they are done.
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE gh_presence IN EXCLUSIVE MODE');
+      // The lock goes when the store starts to close, or after a second if that never comes
+      // (the shutdown waiting, as it should, for the updates the lock holds up).
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        void locker.query('COMMIT');
+      };
+      const store = server.gatehouse.services.store;
+      const closeStore = store.close.bind(store);
+      store.close = async () => {
+        release();
+        await closeStore();
+      };
+      const fallback = setTimeout(release, 1000);
+      await server.close();
+      clearTimeout(fallback);
+    } finally {
+      await locker.end();
+    }
+    assert.equal(peers.length, 5);
+    // An update left running after the close would fail against the ended pool a moment later.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(
+      lines.map((line) => JSON.parse(line).msg),
+      [],
+      'no "presence update failed" against a closed pool',
+    );
   });
 });

@@ -14,6 +14,9 @@ const MAX_PEERS = 1000;
  * thousands would turn every login into a storm).
  */
 export class PresenceNotifier {
+  /** Updates under way: a shutdown waits for them before the store and the broker close. */
+  private readonly pending = new Set<Promise<void>>();
+
   constructor(
     private readonly cluster: ClusterState,
     private readonly store: Store,
@@ -22,19 +25,29 @@ export class PresenceNotifier {
   ) {
     // Principals whose only node died get their `offline` from the node that noticed.
     cluster.onNodeLost((offline) => {
-      for (const id of offline)
-        this.announce(id, false).catch((err) => this.log.warn({ err }, 'presence update failed'));
+      for (const id of offline) this.track(this.announce(id, false));
     });
   }
 
   connected(conn: Connection): void {
     const id = conn.principal?.id;
-    if (id) this.update(id, true).catch((err) => this.log.warn({ err }, 'presence update failed'));
+    if (id) this.track(this.update(id, true));
   }
 
   disconnected(conn: Connection): void {
     const id = conn.principal?.id;
-    if (id) this.update(id, false).catch((err) => this.log.warn({ err }, 'presence update failed'));
+    if (id) this.track(this.update(id, false));
+  }
+
+  /** Resolves when the updates under way are done (the sockets closed at shutdown start some). */
+  async drain(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all(this.pending);
+  }
+
+  private track(update: Promise<void>): void {
+    const tracked = update.catch((err) => this.log.warn({ err }, 'presence update failed'));
+    this.pending.add(tracked);
+    tracked.finally(() => this.pending.delete(tracked));
   }
 
   private async update(principalId: string, online: boolean): Promise<void> {
