@@ -202,7 +202,8 @@ export function renderReport(
       'reachable is skipped, and the report says so.',
     '- `BENCH_PROFILE_DIR=/tmp/prof npm run bench -- --scenario fanout --runs 1` also writes a `.cpuprofile` of ' +
       'each measured phase on Gatehouse’s side (of every node, for `cross-node`; the profiler’s own cost inflates ' +
-      'that run’s numbers).',
+      'that run’s numbers); `node bench/dist/profile-top.js /tmp/prof/*.cpuprofile` prints the functions with the ' +
+      'most self time.',
     '',
     ...sections.flatMap((s) => [s, '']),
   ].join('\n');
