@@ -19,7 +19,9 @@ const PAIRS = 50;
 const TARGET_RATE = 10_000;
 /** A lower load, measured too (how the added latency changes with the load). */
 const LOWER_RATE = 5_000;
-const RATES = [TARGET_RATE, LOWER_RATE];
+/** A light load, far from saturating the two cores: what the broker hop itself adds. */
+const LIGHT_RATE = 1_000;
+const RATES = [TARGET_RATE, LOWER_RATE, LIGHT_RATE];
 /**
  * Every setup stays up for the whole run and the phases take turns (setup by setup, the
  * order reversed every round), so a change in the machine's load meets every setup alike.
@@ -369,6 +371,15 @@ const METRICS: Metric[] = [
     digits: 0,
     compare: 'difference',
   },
+  { key: 'lightP50', label: `latency p50 at ${rate(LIGHT_RATE)} msg/s`, unit: 'ms', digits: 2, compare: 'difference' },
+  { key: 'lightP99', label: `latency p99 at ${rate(LIGHT_RATE)} msg/s`, unit: 'ms', digits: 2, compare: 'difference' },
+  {
+    key: 'lightBusy',
+    label: `machine CPU in use at ${rate(LIGHT_RATE)} msg/s`,
+    unit: '%',
+    digits: 0,
+    compare: 'difference',
+  },
 ];
 
 const metric = (key: string) => METRICS.find((m) => m.key === key) as Metric;
@@ -458,6 +469,7 @@ export const crossNode: SetupsScenario = {
       for (const { setup, tallies } of running) {
         const high = (tallies.get(TARGET_RATE) as Tally).values();
         const low = (tallies.get(LOWER_RATE) as Tally).values();
+        const light = (tallies.get(LIGHT_RATE) as Tally).values();
         values[setup.name] = {
           ...high,
           lowDelivered: low.delivered as number,
@@ -465,6 +477,9 @@ export const crossNode: SetupsScenario = {
           lowP99: low.p99 as number,
           lowCpuUs: low.cpuUs as number,
           lowBusy: low.busy as number,
+          lightP50: light.p50 as number,
+          lightP99: light.p99 as number,
+          lightBusy: light.busy as number,
         };
         console.log(
           `run ${run}/${runs} cross-node ${setup.name.padEnd(6)} ` +
@@ -567,7 +582,7 @@ function describe(): string {
     'nodes every sender is connected to node A and every receiver to node B, so every message is stored and acked ' +
     'on A and crosses the broker to reach its peer on B. The load is paced (a tick every 5 ms): ' +
     `${rate(TARGET_RATE)} messages/s in total (${TARGET_RATE / PAIRS}/s per sender; \`message\` frames with \`to\`, ` +
-    `64-byte text), then ${rate(LOWER_RATE)}/s. All three setups are up for the whole run (an idle setup costs ` +
+    `64-byte text), then ${rate(LOWER_RATE)}/s, then ${rate(LIGHT_RATE)}/s (far from saturating the machine: what the broker hop itself adds). All three setups are up for the whole run (an idle setup costs ` +
     `next to nothing) and take turns: ${ROUNDS} rounds of one ${PHASE_MS / 1000}-s phase per setup, the order ` +
     'reversed every round and rotated from run to run, so a change in the machine’s load meets every setup alike; ' +
     `each setup had a warm-up of ${rate(WARMUP.rate)}/s for ${WARMUP.durationMs / 1000} s. Latency is send → the ` +
