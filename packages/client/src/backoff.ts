@@ -60,8 +60,10 @@ export interface SpreadSchedule {
   slot: number;
 }
 
+/** Draws the phase; a random source that answers outside [0, 1) (NaN, 1, −1) gets phase 0, never a retry loop. */
 export function startSpread(window: number, now: number, random: () => number = Math.random): SpreadSchedule {
-  return { start: now, phase: Math.floor(random() * window), window, slot: -1 };
+  const r = random();
+  return { start: now, phase: r >= 0 && r < 1 ? Math.floor(r * window) : 0, window, slot: -1 };
 }
 
 /**

@@ -211,7 +211,14 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     };
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     checkBackoff(this.backoff);
-    this.random = options.random ?? Math.random;
+    if (options.random !== undefined && typeof options.random !== 'function')
+      throw new TypeError('random must be a function returning a number in [0, 1)');
+    const source = options.random ?? Math.random;
+    // A source that answers outside [0, 1) (NaN, say) must not make a NaN delay: a retry loop.
+    this.random = () => {
+      const r = source();
+      return r >= 0 && r < 1 ? r : Math.random();
+    };
     this.mode = options.auth ?? (options.login ? 'in-band' : isNode ? 'header' : 'ticket');
     this.token = options.token ?? null;
     this.outbox = new Outbox(options.outboxLimit ?? 1000);

@@ -85,6 +85,14 @@ describe('spread schedule (after 1001/1012)', () => {
     assert.deepEqual(startSpread(15_000, 50, fixed(0.25)), { start: 50, phase: 3750, window: 15_000, slot: -1 });
   });
 
+  it('takes phase 0 from a random source that answers outside [0, 1), so that no delay is NaN', () => {
+    for (const r of [Number.NaN, 1, 1.5, -0.2]) {
+      const schedule = startSpread(1000, 0, fixed(r));
+      assert.equal(schedule.phase, 0, String(r));
+      assert.deepEqual(nextSpreadAttempt(schedule, 0), { slot: 0, delay: 0 });
+    }
+  });
+
   it('tries at start + phase, then one window apart while each attempt fails', () => {
     const schedule = startSpread(1000, 10_000, fixed(0.3));
     const first = nextSpreadAttempt(schedule, 10_000);

@@ -133,12 +133,26 @@ describe('GatehouseClient reconnect', { timeout: 60_000 }, () => {
       assert.equal(c.status, 'disconnected');
     });
 
+    it('never waits a NaN delay when the random source answers outside [0, 1)', async () => {
+      const backoff = { initial: 200, max: 800, spread: 400, long: 1000 };
+      const c = clients.user(server, appKey, 'g-nan', { backoff, random: () => Number.NaN });
+      const rec = record(c);
+      await c.connect();
+      await server.stop();
+      await until(() => rec.reconnecting.length >= 1, 'retrying');
+      const delay = rec.reconnecting[0]?.delay ?? Number.NaN;
+      assert.ok(Number.isInteger(delay) && delay >= 0 && delay < backoff.spread, `delay ${delay}`);
+      await server.start();
+      await until(() => c.status === 'connected', 'connected again');
+    });
+
     it('refuses backoff options that are not usable delays', () => {
       assert.throws(() => clients.user(server, appKey, 'g-bad', { backoff: { spread: 0 } }), {
         name: 'TypeError',
         message: /backoff\.spread/,
       });
       assert.throws(() => clients.user(server, appKey, 'g-bad', { backoff: { max: Number.NaN } }), /backoff\.max/);
+      assert.throws(() => clients.user(server, appKey, 'g-bad', { random: 0.5 as unknown as () => number }), /random/);
     });
   });
 });
