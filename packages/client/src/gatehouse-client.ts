@@ -181,7 +181,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   private waiters: { resolve(): void; reject(err: Error): void }[] = [];
   private deliveries: Promise<void> = Promise.resolve();
   private refreshing = false;
-  /** Set by a 1001/1012 (server going away), until connected again: see retry(). */
+  /** The spread schedule of a 1001/1012 (server going away), until connected again: see reconnectDelay(). */
   private spread: SpreadSchedule | null = null;
   private readonly random: () => number;
   private readonly wake = () => this.attemptNow();
