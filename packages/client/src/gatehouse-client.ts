@@ -14,7 +14,15 @@ import {
   type SupportSession,
   type TerminalStatus,
 } from '@gatehouse/protocol';
-import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
+import {
+  type BackoffOptions,
+  backoffDelay,
+  checkBackoff,
+  DEFAULT_BACKOFF,
+  nextSpreadAttempt,
+  type SpreadSchedule,
+  startSpread,
+} from './backoff.js';
 import { ClientErrorCode, GatehouseClientError } from './client-error.js';
 import { Emitter } from './emitter.js';
 import { Inbox } from './inbox.js';
@@ -51,6 +59,8 @@ export interface GatehouseClientOptions {
   /** Source address of the socket (Node only): spreads many clients over 127.0.0.0/8. */
   localAddress?: string;
   backoff?: Partial<BackoffOptions>;
+  /** Source of the reconnect jitter, uniform in [0, 1) (default `Math.random`); tests pass a fixed one. */
+  random?: () => number;
   /** Reconnect attempts count from 1 again only once a connection lasted this long, ms (default 10000). */
   stableAfter?: number;
   /** Silence after which an app-level `ping` is sent, ms (default 20000). */
@@ -171,8 +181,9 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   private waiters: { resolve(): void; reject(err: Error): void }[] = [];
   private deliveries: Promise<void> = Promise.resolve();
   private refreshing = false;
-  /** Set by a 1001/1012 (server going away), until connected again: see retry(). */
-  private restarting = false;
+  /** The spread schedule of a 1001/1012 (server going away), until connected again: see reconnectDelay(). */
+  private spread: SpreadSchedule | null = null;
+  private readonly random: () => number;
   private readonly wake = () => this.attemptNow();
   private readonly onVisibility = () => {
     if (document.visibilityState === 'visible') this.attemptNow();
@@ -199,6 +210,15 @@ export class GatehouseClient extends Emitter<ClientEvents> {
       ...options,
     };
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    checkBackoff(this.backoff);
+    if (options.random !== undefined && typeof options.random !== 'function')
+      throw new TypeError('random must be a function returning a number in [0, 1)');
+    const source = options.random ?? Math.random;
+    // A source that answers outside [0, 1) (NaN, say) must not make a NaN delay: a retry loop.
+    this.random = () => {
+      const r = source();
+      return r >= 0 && r < 1 ? r : Math.random();
+    };
     this.mode = options.auth ?? (options.login ? 'in-band' : isNode ? 'header' : 'ticket');
     this.token = options.token ?? null;
     this.outbox = new Outbox(options.outboxLimit ?? 1000);
@@ -575,7 +595,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     this.clear('connect');
     this.authed = true;
     this.authFailures = 0;
-    this.restarting = false;
+    this.spread = null;
     this.user = body.user ?? null;
     this.sessionId = body.session_id;
     this.expiresAt = body.expires_at ?? 0;
@@ -650,19 +670,9 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     this.retry(info, policy.delay, (refusal?.retryAfter ?? 0) * 1000);
   }
 
-  private retry(info: CloseInfo, kind: 'prompt' | 'backoff' | 'long', retryAfterMs = 0): void {
+  private retry(info: CloseInfo, kind: 'spread' | 'backoff' | 'long', retryAfterMs = 0): void {
     this.attempt++;
-    // After 1001/1012 the first retry is prompt. If it fails, no other node took over: the service
-    // is restarting and every client it had is retrying at the same moment. Until connected, each
-    // retry spreads over the whole cap window (on top of the floor of a long backoff), so that
-    // the crowd does not meet the restarted server as one wave.
-    if (kind === 'prompt' && this.attempt === 1) this.restarting = true;
-    const delay =
-      this.restarting && kind !== 'prompt'
-        ? Math.floor(
-            (kind === 'long' ? Math.max(retryAfterMs, this.backoff.long) : 0) + Math.random() * this.backoff.max,
-          )
-        : backoffDelay(this.backoff, this.attempt, kind, retryAfterMs);
+    const delay = this.reconnectDelay(kind, retryAfterMs);
     this.setStatus('reconnecting');
     this.emit('reconnecting', { ...info, attempt: this.attempt, delay });
     this.clear('reconnect');
@@ -672,9 +682,23 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     }, delay);
   }
 
+  private reconnectDelay(kind: 'spread' | 'backoff' | 'long', retryAfterMs: number): number {
+    // A 1001/1012 reaches every client of the node at the same moment. Each takes a random place in
+    // the spread window and keeps it until connected (retrying one window later while the node is
+    // still down), so the crowd reaches the restarted node evenly, whenever it is back.
+    const now = performance.now();
+    if (kind === 'spread') this.spread ??= startSpread(this.backoff.spread, now, this.random);
+    else if (!this.spread) return backoffDelay(this.backoff, this.attempt, kind, retryAfterMs, this.random);
+    const floor = kind === 'long' ? Math.max(retryAfterMs, this.backoff.long) : 0;
+    const next = nextSpreadAttempt(this.spread, now, floor);
+    this.spread.slot = next.slot;
+    return next.delay;
+  }
+
   private stop(status: ClientStatus, info: CloseInfo): void {
     const wasStopped = this.stopped;
     this.stopped = true;
+    this.spread = null;
     this.generation++;
     this.authed = false;
     for (const key of Object.keys(this.timers) as (keyof typeof this.timers)[]) this.clear(key);

@@ -21,7 +21,7 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>sdk</title>
     getToken: () => window.getToken(),
     pingInterval: 500,
     pongTimeout: 500,
-    backoff: { initial: 200, max: 1000, prompt: 100, long: 1000 },
+    backoff: { initial: 200, max: 1000, spread: 100, long: 1000 },
   });
   client.on('status', (s) => state.statuses.push(s));
   client.on('reconnecting', (r) => state.reconnecting.push(r));
@@ -42,7 +42,7 @@ const SUBPROTOCOL_PAGE = `<!doctype html><meta charset="utf-8"><title>sdk</title
     url: location.origin.replace(/^http/, 'ws') + '/ws',
     auth: 'subprotocol',
     getToken: () => { state.tokens++; return window.getCarolToken(); },
-    backoff: { initial: 200, max: 1000, prompt: 100, long: 1000 },
+    backoff: { initial: 200, max: 1000, spread: 100, long: 1000 },
   });
   client.on('status', (s) => state.statuses.push(s));
   client.on('reconnecting', (r) => state.reconnecting.push({ code: r.code, reason: r.reason }));
@@ -97,7 +97,7 @@ describe('GatehouseClient in Chromium', {
       WebSocket,
       url: `${server.wsUrl}/ws`,
       getToken: () => userToken(server, appKey, 'b-bob'),
-      backoff: { initial: 100, max: 500, prompt: 100, long: 500 },
+      backoff: { initial: 100, max: 500, spread: 100, long: 500 },
     });
   });
 

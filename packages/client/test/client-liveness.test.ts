@@ -74,7 +74,7 @@ describe('GatehouseClient dead-connection detection', { timeout: 60_000 }, () =>
       getToken: () => userToken(server, appKey, 'l-user'),
       pingInterval: 200,
       pongTimeout: 300,
-      backoff: { initial: 50, max: 100, prompt: 50, long: 100 },
+      backoff: { initial: 50, max: 100, spread: 50, long: 100 },
     });
     const rec = record(c);
     await c.connect();

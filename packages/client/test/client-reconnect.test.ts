@@ -6,7 +6,7 @@ import { keys, record } from './helpers/recorder.js';
 import { createAppKey, ServerProcess, TestGatehouse, until } from './helpers/server.js';
 
 /** Quick backoff so a test does not wait seconds; the policy is the same. */
-const quick = { initial: 100, max: 400, prompt: 100, long: 300 };
+const quick = { initial: 100, max: 400, spread: 100, long: 300 };
 
 describe('GatehouseClient reconnect', { timeout: 60_000 }, () => {
   describe('server killed (SIGKILL) and restarted mid-conversation', () => {
@@ -93,26 +93,66 @@ describe('GatehouseClient reconnect', { timeout: 60_000 }, () => {
       await server.close();
     });
 
-    it('retries promptly (within the jitter bound) after 1001, then spreads over the cap window while down', async () => {
-      const c = clients.user(server, appKey, 'g-user', { backoff: { initial: 200, max: 800, prompt: 50, long: 1000 } });
+    it('spreads its retries after 1001: a random place in the window, one window apart while down, a new place next time', async () => {
+      const backoff = { initial: 200, max: 800, spread: 400, long: 1000 };
+      // The random source answers 0.5 for the first restart's phase, 0.25 for the second's.
+      const draws = [0.5, 0.25];
+      const random = () => draws.shift() ?? 0.9;
+      const c = clients.user(server, appKey, 'g-user', { backoff, random });
       const rec = record(c);
       await c.connect();
+
       await server.stop();
       await until(() => rec.reconnecting.length >= 3, 'three attempts while down');
-      assert.equal(rec.reconnecting[0]?.code, 1001);
-      assert.ok((rec.reconnecting[0]?.delay ?? Infinity) < 50, 'first retry within the prompt jitter');
+      assert.deepEqual(rec.reconnecting[0], { code: 1001, reason: 'SHUTTING_DOWN', attempt: 1, delay: 200 });
       assert.deepEqual(
         rec.reconnecting.slice(0, 3).map((r) => r.attempt),
         [1, 2, 3],
       );
-      // The prompt retry failed: no other node took over, so the retries spread over the whole cap
-      // window (a 503 while the server shuts down, 1013, backs off longer, which is right too).
-      for (const r of rec.reconnecting.slice(1).filter((x) => x.code === 1006))
-        assert.ok(r.delay < 800, `attempt ${r.attempt}: ${r.delay} ms`);
+      // Later attempts keep to the client's slots (phase + k · spread): at most one window away, and
+      // a refusal while the server shuts down (503, 1013) waits its long floor first.
+      for (const r of rec.reconnecting.slice(1)) {
+        const floor = r.code === 1013 ? backoff.long : 0;
+        assert.ok(
+          r.delay >= floor && r.delay <= floor + backoff.spread,
+          `attempt ${r.attempt} (${r.code}): ${r.delay} ms`,
+        );
+      }
       await server.start();
       await until(() => c.status === 'connected', 'connected again');
+
+      // Connected, the schedule is over: the next 1001 draws a new place.
+      const before = rec.reconnecting.length;
+      await server.stop();
+      await until(() => rec.reconnecting.length > before, 'retrying after the second stop');
+      const again = rec.reconnecting[before];
+      assert.deepEqual({ code: again?.code, delay: again?.delay }, { code: 1001, delay: 100 });
+      await server.start();
+      await until(() => c.status === 'connected', 'connected after the second restart');
       c.close();
       assert.equal(c.status, 'disconnected');
+    });
+
+    it('never waits a NaN delay when the random source answers outside [0, 1)', async () => {
+      const backoff = { initial: 200, max: 800, spread: 400, long: 1000 };
+      const c = clients.user(server, appKey, 'g-nan', { backoff, random: () => Number.NaN });
+      const rec = record(c);
+      await c.connect();
+      await server.stop();
+      await until(() => rec.reconnecting.length >= 1, 'retrying');
+      const delay = rec.reconnecting[0]?.delay ?? Number.NaN;
+      assert.ok(Number.isInteger(delay) && delay >= 0 && delay < backoff.spread, `delay ${delay}`);
+      await server.start();
+      await until(() => c.status === 'connected', 'connected again');
+    });
+
+    it('refuses backoff options that are not usable delays', () => {
+      assert.throws(() => clients.user(server, appKey, 'g-bad', { backoff: { spread: 0 } }), {
+        name: 'TypeError',
+        message: /backoff\.spread/,
+      });
+      assert.throws(() => clients.user(server, appKey, 'g-bad', { backoff: { max: Number.NaN } }), /backoff\.max/);
+      assert.throws(() => clients.user(server, appKey, 'g-bad', { random: 0.5 as unknown as () => number }), /random/);
     });
   });
 });

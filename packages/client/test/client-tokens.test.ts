@@ -4,7 +4,7 @@ import { type ClientOptions, ClientSet } from './helpers/clients.js';
 import { record } from './helpers/recorder.js';
 import { createAppKey, TestGatehouse, until, userToken } from './helpers/server.js';
 
-const quick = { initial: 50, max: 200, prompt: 50, long: 200 };
+const quick = { initial: 50, max: 200, spread: 50, long: 200 };
 
 describe('GatehouseClient tokens', { timeout: 60_000 }, () => {
   let server: TestGatehouse;

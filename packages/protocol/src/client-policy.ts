@@ -1,6 +1,6 @@
 /**
  * What a client does after its socket closed, as data beside the close-code table: the
- * terminal status a "stop" close puts it in, and which closes call for a prompt retry.
+ * terminal status a "stop" close puts it in, and which closes call for a spread-out retry.
  * The SDK reads only this and `closeAdvice`, never a copy of the codes.
  */
 import { CloseCode, closeAdvice, ERROR_CODES } from './codes.js';
@@ -15,16 +15,19 @@ export const TERMINAL_STATUS: Readonly<Record<number, TerminalStatus | Readonly<
   [CloseCode.REVOKED]: { REVOKED: 'revoked', KICKED: 'kicked', BLOCKED: 'blocked' },
 };
 
-/** Closes made on purpose by a server going away: another node takes the socket, so retry at once (jittered). */
-export const PROMPT_RECONNECT_CODES: readonly number[] = [CloseCode.GOING_AWAY, CloseCode.SERVICE_RESTART];
+/**
+ * Closes made on purpose by a server going away: it sends them to every socket it holds at the
+ * same moment, so each client spreads its retries over a window instead of joining one wave.
+ */
+export const SPREAD_RECONNECT_CODES: readonly number[] = [CloseCode.GOING_AWAY, CloseCode.SERVICE_RESTART];
 
 export interface ClosePolicy {
   /** `stop`: never reconnect on its own; `reauthenticate`: get a new token first; `reconnect`: retry later. */
   action: 'stop' | 'reconnect' | 'reauthenticate';
   /** For `stop`: the terminal status, or null for a plain stop (1000, a bug report). */
   status: TerminalStatus | null;
-  /** For `reconnect`: how soon. */
-  delay: 'prompt' | 'backoff' | 'long';
+  /** For `reconnect`: how soon (`spread`: a crowd was closed at once, see SPREAD_RECONNECT_CODES). */
+  delay: 'spread' | 'backoff' | 'long';
   /** The close means the client sent something it should not have (4400, 4413). */
   bug: boolean;
 }
@@ -40,7 +43,7 @@ export function closePolicy(code: number, reason = ''): ClosePolicy {
       : advice === 'reconnect' || advice === 'reconnect-slowly'
         ? 'reconnect'
         : 'stop';
-  const delay = advice === 'reconnect-slowly' ? 'long' : PROMPT_RECONNECT_CODES.includes(code) ? 'prompt' : 'backoff';
+  const delay = advice === 'reconnect-slowly' ? 'long' : SPREAD_RECONNECT_CODES.includes(code) ? 'spread' : 'backoff';
   return { action, status: action === 'stop' ? status : null, delay, bug: advice === 'report-bug' };
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { closePolicy, PROMPT_RECONNECT_CODES, refusalCloseCode, TERMINAL_STATUS } from '../src/client-policy.js';
+import { closePolicy, refusalCloseCode, SPREAD_RECONNECT_CODES, TERMINAL_STATUS } from '../src/client-policy.js';
 import { CLOSE_CODES, closeAdvice } from '../src/codes.js';
 
 describe('client close policy', () => {
@@ -21,8 +21,8 @@ describe('client close policy', () => {
     assert.equal(closePolicy(4403, 'DEVICE_MISMATCH').status, 'forbidden');
   });
 
-  it('retries promptly after 1001/1012, slowly after 4429/1013, re-authenticates after 4401', () => {
-    for (const code of PROMPT_RECONNECT_CODES) assert.equal(closePolicy(code).delay, 'prompt');
+  it('spreads retries after 1001/1012, slowly after 4429/1013, re-authenticates after 4401', () => {
+    for (const code of SPREAD_RECONNECT_CODES) assert.equal(closePolicy(code).delay, 'spread');
     assert.equal(closePolicy(4429).delay, 'long');
     assert.equal(closePolicy(1013).delay, 'long');
     assert.equal(closePolicy(4401, 'TOKEN_EXPIRED').action, 'reauthenticate');
