@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page, Route } from 'playwright-core';
+import { recordCloses } from './helpers/close-codes.js';
 import { CHROMIUM, launchChromium, WAIT_MS, WebGatehouse } from './helpers/web-gatehouse.js';
 
 const REFRESH_ROUTE = '**/api/v1/customers/*/token';
@@ -14,22 +15,11 @@ interface Stored {
   sessionId: string;
 }
 
-/** A customer page that records every WebSocket close code the widget's sockets see. */
-async function customerPage(browser: Browser): Promise<{ page: Page; closeCodes: number[] }> {
+/** A customer page whose WebSocket closes are recorded. */
+async function customerPage(browser: Browser): Promise<{ page: Page; closes: string[] }> {
   const context = await browser.newContext({ locale: 'en-US' });
-  const closeCodes: number[] = [];
-  await context.exposeFunction('__ghRecordClose', (code: number) => closeCodes.push(code));
-  // Observation only: the widget's sockets are the browser's own, their close events reported.
-  await context.addInitScript(() => {
-    const Native = window.WebSocket;
-    window.WebSocket = class extends Native {
-      constructor(url: string | URL, protocols?: string | string[]) {
-        super(url, protocols);
-        this.addEventListener('close', (e) => (window as any).__ghRecordClose(e.code));
-      }
-    };
-  });
-  return { page: await context.newPage(), closeCodes };
+  const closes = await recordCloses(context);
+  return { page: await context.newPage(), closes };
 }
 
 /**
@@ -97,7 +87,7 @@ describe('widget: a refresh answer lost to a reload (rotated refresh tokens)', {
     after(() => server?.close());
 
     it('the reloaded page continues the same conversation with its history, and nothing is closed with 44xx', async () => {
-      const { page, closeCodes } = await customerPage(browser);
+      const { page, closes } = await customerPage(browser);
       const { before, lost, read, w } = await loseARefreshToAReload(server, page);
       await w('.gh-bubble').click();
       await w('.gh-status[data-status="connected"]').waitFor({ timeout: WAIT_MS });
@@ -117,7 +107,7 @@ describe('widget: a refresh answer lost to a reload (rotated refresh tokens)', {
       await w('.gh-text').nth(1).waitFor({ timeout: WAIT_MS });
       assert.deepEqual(await w('.gh-text').allTextContents(), ['before the race', 'after the race']);
       assert.deepEqual(
-        closeCodes.filter((code) => code >= 4000),
+        closes.filter((close) => Number.parseInt(close, 10) >= 4000),
         [],
         'no socket was revoked, kicked or refused',
       );
