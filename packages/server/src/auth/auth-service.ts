@@ -33,6 +33,8 @@ export interface IssuedTokens {
   expiresAt: number;
   principal: PrincipalInfo;
   sid: string;
+  /** A refresh answered in the reuse grace period (logged: a reload, or a copied token). */
+  reuseGrace?: true;
 }
 
 export interface DeviceInfo {
@@ -313,6 +315,7 @@ export class AuthService {
       expiresAt: access.claims.exp * 1000,
       principal: info(principal),
       sid: old.sid,
+      ...(use.status === 'grace' ? { reuseGrace: true as const } : {}),
     };
   }
 
