@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Page, Route } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { recordCloses } from './helpers/close-codes.js';
 import { CHROMIUM, launchChromium, WAIT_MS, WebGatehouse } from './helpers/web-gatehouse.js';
 
@@ -50,18 +50,21 @@ async function loseARefreshToAReload(server: WebGatehouse, page: Page) {
   const lostAnswer = new Promise<{ status: number; refreshToken: string }>((resolve) => {
     rotated = resolve;
   });
-  // The server gets the request and rotates; the page never gets the answer (the route is left pending).
-  const holdAnswer = async (route: Route) => {
+  // The first refresh reaches the server (which rotates) but its answer never reaches the page:
+  // the request stays paused until the reload cancels it. Later ones pass. The route stays in
+  // place: removing it would release the paused request to the server (a second presentation).
+  let held = false;
+  await page.route(REFRESH_ROUTE, async (route) => {
+    if (held) return route.continue();
+    held = true;
     const response = await route.fetch();
     rotated({ status: response.status(), refreshToken: (await response.json()).refreshToken });
-  };
-  await page.route(REFRESH_ROUTE, holdAnswer);
+  });
   await page.reload();
   const lost = await lostAnswer;
   assert.equal(lost.status, 200, 'the server rotated the refresh token');
   assert.equal((await read())?.refreshToken, before.refreshToken, 'the page never stored the new pair');
   // The tab goes away mid-refresh; the next load presents the old refresh token.
-  await page.unroute(REFRESH_ROUTE, holdAnswer);
   await page.reload();
   return { before, lost, read, w };
 }
