@@ -130,6 +130,10 @@ export const CONFIG_SCHEMA = group({
       '5s',
       'How long a node trusts its cached "not revoked / not blocked" answer before asking the store again: the bound on revocation staleness when a broker event is lost.',
     ),
+    refreshReuseGrace: duration(
+      '10s',
+      'How long after a refresh token is rotated it may be presented once more and get a new pair for the same session instead of revoking it (a page closed before it stored the answer); at most 60s, `0` turns it off (docs/tokens.md).',
+    ),
   }),
   ws: group({
     endpoints: T.Array(Endpoint, {
@@ -248,6 +252,7 @@ export const DURATION_KEYS = [
   'tokens.ticketTtl',
   'tokens.expiringNotice',
   'auth.revocationCacheTtl',
+  'auth.refreshReuseGrace',
   'ws.authTimeout',
   'ws.heartbeatInterval',
   'ws.heartbeatTimeout',
@@ -468,6 +473,7 @@ function describe(schema: TSchema, message: string, value: unknown): string {
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
+const MAX_REFRESH_REUSE_GRACE_MS = 60_000;
 /** Durations that become timers. */
 const TIMER_KEYS = [
   'ws.sweepInterval',
@@ -501,6 +507,11 @@ const CROSS_CHECKS: Check[] = [
       else if (value < 10 && (key === 'ws.sweepInterval' || key === 'ws.heartbeatInterval'))
         out.push({ key, message: 'must be at least 10ms' });
     }
+  },
+  // The grace window is a hole in reuse detection: a stolen token presented within it is answered.
+  (config, out) => {
+    if (ms(config, 'auth.refreshReuseGrace') > MAX_REFRESH_REUSE_GRACE_MS)
+      out.push({ key: 'auth.refreshReuseGrace', message: 'must be at most 60s' });
   },
   (config, out) => {
     if (config.server.tlsCert && !config.server.tlsKey)

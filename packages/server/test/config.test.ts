@@ -41,6 +41,11 @@ describe('configuration', () => {
     assert.equal(config.server.openapiAuth, false);
     assert.equal(config.store.sqliteSynchronous, 'FULL');
     assert.equal(ms(config, 'auth.revocationCacheTtl'), 5000);
+    assert.equal(ms(config, 'auth.refreshReuseGrace'), 10_000);
+    assert.equal(
+      ms(loadConfig({ overrides: { auth: { refreshReuseGrace: '60s' } } }), 'auth.refreshReuseGrace'),
+      60_000,
+    );
     assert.equal(config.limits.loginAttemptsPerAccountAndIp, 10);
     assert.ok(config.limits.loginAttemptsPerAccount > config.limits.loginAttemptsPerAccountAndIp);
     assert.equal(config.limits.supportSessionsPerMinute, 10);
@@ -142,6 +147,8 @@ describe('configuration', () => {
       [{ server: { cors: { origins: 'https://a.example' } } }, 'server.cors.origins'],
       [{ ws: { sweepInterval: 0 } }, 'ws.sweepInterval'],
       [{ ws: { heartbeatInterval: '30d' } }, 'ws.heartbeatInterval'],
+      [{ auth: { refreshReuseGrace: '61s' } }, 'auth.refreshReuseGrace'],
+      [{ auth: { refreshReuseGrace: -1 } }, 'auth.refreshReuseGrace'],
       [{ constructor: { x: 1 } }, 'constructor'],
       [{ 'odd[key': 1 }, 'odd[key'],
       [JSON.parse('{"limits":{"__proto__":{"maxConnections":1}}}'), 'limits.__proto__'],

@@ -139,6 +139,36 @@ describe('REST logs', () => {
     assert.equal(missing.route, '/api/v1/customers/token');
   });
 
+  it('logs a refresh answered in the reuse grace period with the principal, on both refresh routes', async () => {
+    const customer = await newCustomer(server);
+    const rotated = await api(server, 'POST', `/api/v1/customers/${customer.customerId}/token`, {
+      body: { refreshToken: customer.refreshToken },
+    });
+    const again = await api(server, 'POST', '/api/v1/customers/token', {
+      body: { customerId: customer.customerId, refreshToken: customer.refreshToken },
+    });
+    assert.equal(again.status, 200);
+    secrets.push(customer.token, customer.refreshToken, rotated.body.refreshToken, again.body.refreshToken);
+    const entry = await line(
+      (l) => l.msg === 'customer refresh answered in the reuse grace period' && l.principal === customer.customerId,
+      'customer refresh in the grace period',
+    );
+    assert.equal(entry.level, INFO);
+    assert.equal(entry.route, '/api/v1/customers/token');
+    assert.equal(entry.ip, '127.0.0.1');
+
+    const user = await passwordUser(server, 'grace-log-user');
+    await api(server, 'POST', '/api/refresh-token', { body: { refresh_token: user.refresh_token } });
+    const graced = await api(server, 'POST', '/api/refresh-token', { body: { refresh_token: user.refresh_token } });
+    assert.equal(graced.status, 200);
+    secrets.push(user.token, user.refresh_token, graced.body.body.refresh_token);
+    const userEntry = await line(
+      (l) => l.msg === 'refresh answered in the reuse grace period' && l.principal === 'grace-log-user',
+      'user refresh in the grace period',
+    );
+    assert.equal(userEntry.route, '/api/refresh-token');
+  });
+
   it('writes an audit line for every admin action with the key fingerprint, action, target and outcome', async () => {
     secrets.push('agent-password-of-the-log-test');
     const agent = await api(server, 'POST', '/api/v1/admin/agents', {

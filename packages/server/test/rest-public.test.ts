@@ -195,12 +195,13 @@ describe('customer tokens', () => {
     assert.equal(inBody.body.token, undefined);
   });
 
-  it('refuses a refresh token that was already used with 401', async () => {
+  it('refuses a refresh token that was already used (past the grace period) with 401', async () => {
     const customer = await newCustomer(server);
     const first = await api(server, 'POST', `/api/v1/customers/${customer.customerId}/token`, {
       body: { refreshToken: customer.refreshToken },
     });
     assert.equal(first.status, 200);
+    server.clock.advance(10_000); // auth.refreshReuseGrace, default 10s
     const reused = await api(server, 'POST', `/api/v1/customers/${customer.customerId}/token`, {
       body: { refreshToken: customer.refreshToken },
     });

@@ -84,7 +84,10 @@ describe('POST /api/refresh-token', () => {
   });
 });
 
-describe('refresh token reuse detection', () => {
+/** The default `auth.refreshReuseGrace`: a spent token presented this long after its rotation is reuse. */
+const GRACE_MS = 10_000;
+
+describe('refresh token reuse detection (past the grace period)', () => {
   let server: TestServer;
   before(async () => {
     server = await startServer();
@@ -98,6 +101,7 @@ describe('refresh token reuse detection', () => {
     const newAccess = rotated.body.body.access_token as string;
     const newRefresh = rotated.body.body.refresh_token as string;
     const socket = await openSocket(server, '/ws', newAccess);
+    server.clock.advance(GRACE_MS);
 
     const reuse = await api(server, 'POST', '/api/refresh-token', { body: { refresh_token: login.refresh_token } });
     assert.equal(reuse.status, 401);
@@ -133,6 +137,7 @@ describe('refresh token reuse detection', () => {
     assert.equal(secondLogin.status, 200);
     const other = await openSocket(server, '/ws', secondLogin.body.token);
     await api(server, 'POST', '/api/refresh-token', { body: { refresh_token: first.refresh_token } });
+    server.clock.advance(GRACE_MS);
     const reuse = await api(server, 'POST', '/api/refresh-token', { body: { refresh_token: first.refresh_token } });
     assert.equal(reuse.status, 401);
     assert.equal((await validate(server, secondLogin.body.token)).body.valid, true);
@@ -149,6 +154,7 @@ describe('refresh token reuse detection', () => {
     const rotated = await api(server, 'POST', `/api/v1/customers/${customerId}/token`, { body: { refreshToken } });
     assert.equal(rotated.status, 200);
     const socket = await openSocket(server, '/ws/chat', rotated.body.token);
+    server.clock.advance(GRACE_MS);
     const reuse = await api(server, 'POST', `/api/v1/customers/${customerId}/token`, { body: { refreshToken } });
     assert.equal(reuse.status, 401);
     assert.equal((await socket.next('kicked')).reason, 'REVOKED');

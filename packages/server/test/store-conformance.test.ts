@@ -90,10 +90,16 @@ const VERSION_2_DATA = `
     ('s1', 'c1'), ('s2', 'c1'), ('s3', 'c1'), ('s4', 'c2'), ('s4', 'ag1'), ('s5', 'c2'), ('s6', 'c3'), ('s7', 'c3');
   INSERT INTO messages (conversation_id, seq, id, from_id, client_msg_id, ts, body) VALUES
     ('s2', 1, 'm1', 'c1', NULL, 100, '{}'), ('s5', 1, 'm2', 'c2', NULL, 200, '{}'),
-    ('s4', 1, 'm3', 'ag1', NULL, 50, '{}'), ('s4', 2, 'm4', 'c2', NULL, 60, '{}');`;
+    ('s4', 1, 'm3', 'ag1', NULL, 50, '{}'), ('s4', 2, 'm4', 'c2', NULL, 60, '{}');
+  INSERT INTO refresh_tokens (hash, family_id, sid, principal_id, kind, created_at, expires_at, used_at) VALUES
+    ('r-unused', 'f1', 'f1', 'c1', 'customer', 1, 9000000000000, NULL),
+    ('r-spent', 'f2', 'f2', 'c2', 'customer', 1, 9000000000000, 100);`;
 
-/** Checks what the third migration made of VERSION_2_DATA. */
+/** Checks what the third and fourth migrations made of VERSION_2_DATA. */
 async function assertMigratedVersion2(store: Store): Promise<void> {
+  // A token spent before the upgrade has no recorded successor: no grace, however recent.
+  assert.equal((await store.rotateRefreshToken('r-spent', 'r-next-1', 101, 60_000)).status, 'reused');
+  assert.equal((await store.rotateRefreshToken('r-unused', 'r-next-2', 101, 60_000)).status, 'ok');
   const get = async (id: string) => {
     const c = await store.getConversation(id);
     return [c?.appKeyId, c?.status, c?.waitingSince];
@@ -229,7 +235,7 @@ describe('PostgresStore on a real PostgreSQL', POSTGRES_SKIP ? { skip: POSTGRES_
       const versions = await adminQuery(fresh.url, 'SELECT version FROM schema_migrations ORDER BY version');
       assert.deepEqual(
         versions.map((r) => r.version),
-        [1, 2, 3],
+        [1, 2, 3, 4],
       );
       const tables = await adminQuery(
         fresh.url,
@@ -268,7 +274,7 @@ describe('PostgresStore on a real PostgreSQL', POSTGRES_SKIP ? { skip: POSTGRES_
       await assert.rejects(store.migrate());
       await assert.rejects(store.getPrincipal('alice'));
       await assert.rejects(store.appendMessages([newMessage('c', 'alice')]));
-      await assert.rejects(store.useRefreshToken('hash', 1));
+      await assert.rejects(store.rotateRefreshToken('hash', 'next-hash', 1, 10_000));
     } finally {
       await store.close();
     }

@@ -33,6 +33,8 @@ export interface IssuedTokens {
   expiresAt: number;
   principal: PrincipalInfo;
   sid: string;
+  /** A refresh answered in the reuse grace period (logged: a reload, or a copied token). */
+  reuseGrace?: true;
 }
 
 export interface DeviceInfo {
@@ -47,6 +49,8 @@ export interface TokenLifetimes {
   access: Record<PrincipalKind, number>;
   refresh: { user: number; customer: number };
   ticket: number;
+  /** How long a just-rotated refresh token may be presented once more (`auth.refreshReuseGrace`); 0: never. */
+  refreshReuseGrace: number;
 }
 
 export function tokenLifetimes(config: GatehouseConfig): TokenLifetimes {
@@ -58,6 +62,7 @@ export function tokenLifetimes(config: GatehouseConfig): TokenLifetimes {
     },
     refresh: { user: ms(config, 'tokens.refreshTtl.user'), customer: ms(config, 'tokens.refreshTtl.customer') },
     ticket: ms(config, 'tokens.ticketTtl'),
+    refreshReuseGrace: ms(config, 'auth.refreshReuseGrace'),
   };
 }
 
@@ -251,7 +256,10 @@ export class AuthService {
 
   /**
    * Rotates a refresh token: the old one is spent, a new pair is issued for the same login
-   * session. Presenting a spent token revokes the whole session (reuse detection).
+   * session. Presenting a spent token revokes the whole session (reuse detection) — except the
+   * grace case: the token rotated less than `auth.refreshReuseGrace` ago whose successor was
+   * never used (a page closed before it stored the answer). That gets a new pair once, and the
+   * unused successor dies, so the session still has a single live refresh token (docs/tokens.md).
    */
   async refresh(
     refreshToken: string,
@@ -270,13 +278,20 @@ export class AuthService {
       )
         throw new GatehouseError('TOKEN_INVALID', 'refresh token does not belong to this principal');
     }
-    const use = await this.store.useRefreshToken(hash, this.clock.now());
+    const next = this.tokens.newRefreshToken();
+    const use = await this.store.rotateRefreshToken(
+      hash,
+      next.hash,
+      this.clock.now(),
+      this.lifetimes.refreshReuseGrace,
+    );
     if (use.status === 'reused') {
       await this.revokeSession(use.token.sid);
       throw new GatehouseError('TOKEN_REVOKED', 'refresh token was already used; the session is revoked');
     }
     if (use.status === 'expired') throw new GatehouseError('TOKEN_EXPIRED', 'refresh token expired: log in again');
-    if (use.status !== 'ok') throw new GatehouseError('TOKEN_INVALID', 'refresh token is not valid');
+    if (use.status !== 'ok' && use.status !== 'grace')
+      throw new GatehouseError('TOKEN_INVALID', 'refresh token is not valid');
     const old = use.token;
     if (await this.revocations.sessionRevoked(old.sid)) throw new GatehouseError('TOKEN_REVOKED', 'session is revoked');
     const principal = await this.store.getPrincipal(old.principalId);
@@ -294,15 +309,13 @@ export class AuthService {
       },
       this.accessTtl(principal.kind),
     );
-    const next = this.tokens.newRefreshToken();
-    const now = this.clock.now();
-    await this.store.saveRefreshToken({ ...old, hash: next.hash, createdAt: now, usedAt: null });
     return {
       token: access.token,
       refreshToken: next.token,
       expiresAt: access.claims.exp * 1000,
       principal: info(principal),
       sid: old.sid,
+      ...(use.status === 'grace' ? { reuseGrace: true as const } : {}),
     };
   }
 

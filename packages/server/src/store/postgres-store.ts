@@ -106,6 +106,8 @@ export const MIGRATIONS: string[] = [
      WHERE kind = 'support' AND status <> 'closed';
    CREATE INDEX conversations_support_queue ON conversations (waiting_since, id)
      WHERE kind = 'support' AND status = 'open' AND waiting_since IS NOT NULL;`,
+  // Which token replaced a spent refresh token: the grace rule of rotateRefreshToken.
+  'ALTER TABLE refresh_tokens ADD COLUMN replaced_by TEXT COLLATE "C";',
 ];
 
 /** Key of the transaction-scoped advisory lock that serializes migrations of concurrent starts. */
@@ -122,6 +124,33 @@ const types = new pg.TypeOverrides();
 types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
+
+/** The next token of a spent one's family: same session, device and expiry ($2 hash, $3 now). */
+const INSERT_SUCCESSOR = `INSERT INTO refresh_tokens (hash, family_id, sid, principal_id, kind, device_type, device_id,
+    created_at, expires_at, used_at)
+  SELECT $2, family_id, sid, principal_id, kind, device_type, device_id, $3, expires_at, NULL`;
+
+/** Spends an unused, unexpired token ($1) and saves its successor ($2) in one statement. */
+const ROTATE_REFRESH = `WITH spent AS (
+    UPDATE refresh_tokens SET used_at = $3, replaced_by = $2
+    WHERE hash = $1 AND used_at IS NULL AND expires_at > $3 RETURNING *),
+  successor AS (${INSERT_SUCCESSOR} FROM spent)
+  SELECT * FROM spent`;
+
+/**
+ * The grace rule (Store.rotateRefreshToken, rows.ts withinRefreshGrace): a token ($1) its own
+ * rotation replaced less than $4 ms ago, whose successor is still unused and unexpired: that
+ * successor is marked used and $2 saved in its place. Returns the presented token, or nothing.
+ */
+const GRACE_REFRESH = `WITH presented AS (
+    SELECT * FROM refresh_tokens
+    WHERE hash = $1 AND used_at IS NOT NULL AND replaced_by IS NOT NULL AND $3::bigint - used_at < $4::bigint),
+  superseded AS (
+    UPDATE refresh_tokens s SET used_at = $3 FROM presented p
+    WHERE s.hash = p.replaced_by AND s.used_at IS NULL AND s.expires_at > $3
+    RETURNING p.*),
+  successor AS (${INSERT_SUCCESSOR} FROM superseded)
+  SELECT * FROM superseded`;
 
 const INSERT_CONVERSATION = `INSERT INTO conversations (id, kind, name, last_seq, created_at, customer_id, agent_id,
   status, app_key_id, waiting_since) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`;
@@ -424,13 +453,15 @@ export class PostgresStore implements Store {
     return row ? toRefresh(row) : null;
   }
 
-  async useRefreshToken(hash: string, now: number): Promise<RefreshUse> {
-    // The conditional update is the single-use guarantee: of concurrent uses, only one finds used_at still NULL.
-    const used = await this.row<RefreshRow>(
-      'UPDATE refresh_tokens SET used_at = $2 WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING *',
-      [hash, now],
-    );
-    if (used) return { status: 'ok', token: toRefresh(used) };
+  async rotateRefreshToken(hash: string, successorHash: string, now: number, graceMs: number): Promise<RefreshUse> {
+    // Each step is one statement, atomic on its own: of concurrent uses only one finds used_at
+    // still NULL (the presented token's, then the successor's), so one rotates and one may get grace.
+    const spent = await this.row<RefreshRow>(ROTATE_REFRESH, [hash, successorHash, now]);
+    if (spent) return { status: 'ok', token: toRefresh(spent) };
+    if (graceMs > 0) {
+      const presented = await this.row<RefreshRow>(GRACE_REFRESH, [hash, successorHash, now, graceMs]);
+      if (presented) return { status: 'grace', token: toRefresh(presented) };
+    }
     const row = await this.row<RefreshRow>('SELECT * FROM refresh_tokens WHERE hash = $1', [hash]);
     if (!row) return { status: 'unknown' };
     if (row.used_at !== null) return { status: 'reused', token: toRefresh(row) };

@@ -73,7 +73,16 @@ export interface RefreshRow {
   created_at: number;
   expires_at: number;
   used_at: number | null;
+  /** The token that replaced this one when it was presented; null while unused, or when revoked or superseded. */
+  replaced_by: string | null;
 }
+
+/**
+ * The first half of the grace rule (`Store.rotateRefreshToken`): a spent token that its own
+ * rotation replaced less than `graceMs` ago. The store then checks its successor is unused.
+ */
+export const withinRefreshGrace = (row: RefreshRow, now: number, graceMs: number): boolean =>
+  graceMs > 0 && row.used_at !== null && row.replaced_by !== null && now - row.used_at < graceMs;
 
 export const toRefresh = (row: RefreshRow): RefreshTokenRecord => ({
   hash: row.hash,

@@ -19,6 +19,7 @@ import {
   toRefresh,
   toSupportListing,
   toTicket,
+  withinRefreshGrace,
 } from './rows.js';
 import type {
   AppendResult,
@@ -108,6 +109,8 @@ export const MIGRATIONS: string[] = [
   `CREATE INDEX login_sessions_principal ON login_sessions (principal_id);
    CREATE INDEX refresh_tokens_principal ON refresh_tokens (principal_id);`,
   SUPPORT_AND_OWNERSHIP,
+  // Which token replaced a spent refresh token: the grace rule of rotateRefreshToken.
+  'ALTER TABLE refresh_tokens ADD COLUMN replaced_by TEXT;',
 ];
 
 type SqlitePrincipalRow = PrincipalRow & { extras: string | null; blocked: number };
@@ -320,15 +323,49 @@ export class SqliteStore implements Store {
     return row ? toRefresh(row) : null;
   }
 
-  async useRefreshToken(hash: string, now: number): Promise<RefreshUse> {
-    return this.db.transaction((): RefreshUse => {
-      const row = this.stmt('SELECT * FROM refresh_tokens WHERE hash = ?').get(hash) as RefreshRow | undefined;
-      if (!row) return { status: 'unknown' };
-      if (row.used_at !== null) return { status: 'reused', token: toRefresh(row) };
-      if (row.expires_at <= now) return { status: 'expired' };
-      this.stmt('UPDATE refresh_tokens SET used_at = ? WHERE hash = ?').run(now, hash);
-      return { status: 'ok', token: { ...toRefresh(row), usedAt: now } };
-    })();
+  async rotateRefreshToken(hash: string, successorHash: string, now: number, graceMs: number): Promise<RefreshUse> {
+    return this.db
+      .transaction((): RefreshUse => {
+        const row = this.stmt('SELECT * FROM refresh_tokens WHERE hash = ?').get(hash) as RefreshRow | undefined;
+        if (!row) return { status: 'unknown' };
+        if (row.used_at === null) {
+          if (row.expires_at <= now) return { status: 'expired' };
+          this.stmt('UPDATE refresh_tokens SET used_at = ?, replaced_by = ? WHERE hash = ?').run(
+            now,
+            successorHash,
+            hash,
+          );
+          this.saveSuccessor(row, successorHash, now);
+          return { status: 'ok', token: { ...toRefresh(row), usedAt: now } };
+        }
+        const token = toRefresh(row);
+        if (!withinRefreshGrace(row, now, graceMs)) return { status: 'reused', token };
+        const superseded = this.stmt(
+          'UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?',
+        ).run(now, row.replaced_by, now);
+        if (superseded.changes !== 1) return { status: 'reused', token };
+        this.saveSuccessor(row, successorHash, now);
+        return { status: 'grace', token };
+      })
+      .immediate();
+  }
+
+  /** The next token of `spent`'s family: same session, device and expiry. */
+  private saveSuccessor(spent: RefreshRow, hash: string, now: number): void {
+    this.stmt(
+      `INSERT INTO refresh_tokens (hash, family_id, sid, principal_id, kind, device_type, device_id, created_at,
+         expires_at, used_at) VALUES (?,?,?,?,?,?,?,?,?,NULL)`,
+    ).run(
+      hash,
+      spent.family_id,
+      spent.sid,
+      spent.principal_id,
+      spent.kind,
+      spent.device_type,
+      spent.device_id,
+      now,
+      spent.expires_at,
+    );
   }
 
   async saveTicket(t: TicketRecord): Promise<void> {

@@ -140,9 +140,13 @@ export interface SupportListing {
   firstMessage: MessageRecord | null;
 }
 
+/**
+ * What presenting a refresh token came to. `token` is the presented one (`usedAt`: when it was
+ * first spent). 'grace': it was spent moments ago and its successor never used, so the caller
+ * answers again for the same session (see `rotateRefreshToken`).
+ */
 export type RefreshUse =
-  | { status: 'ok'; token: RefreshTokenRecord }
-  | { status: 'reused'; token: RefreshTokenRecord }
+  | { status: 'ok' | 'grace' | 'reused'; token: RefreshTokenRecord }
   | { status: 'expired' | 'unknown' };
 
 /**
@@ -192,10 +196,19 @@ export interface Store {
   /** The stored token with this hash, used or not, without changing it; null if unknown. */
   getRefreshToken(hash: string): Promise<RefreshTokenRecord | null>;
   /**
-   * Marks the token used, atomically: of two concurrent uses exactly one gets 'ok'.
-   * A token already used returns 'reused' (the caller revokes the family).
+   * Spends the token and, in the same transaction, saves its successor `successorHash` (same
+   * family, session, device and expiry; created `now`) and records which token replaced it.
+   * Of concurrent uses exactly one gets 'ok'.
+   *
+   * A token already spent gets 'grace' only when all hold: it was spent by this rotation (not by
+   * a revocation, not replaced by a grace answer) less than `graceMs` before `now`, and its
+   * successor is still unused and unexpired. Then that successor is marked used (it was lost on
+   * the way, or stolen: nobody may use it any more) and `successorHash` is saved in its place,
+   * so the session keeps one live refresh token. The link of the presented token is left as it
+   * was, so a second grace use of it finds its successor used: 'reused'. Anything else spent
+   * gets 'reused' (the caller revokes the session). `graceMs` 0: never 'grace'.
    */
-  useRefreshToken(hash: string, now: number): Promise<RefreshUse>;
+  rotateRefreshToken(hash: string, successorHash: string, now: number, graceMs: number): Promise<RefreshUse>;
 
   saveTicket(ticket: TicketRecord): Promise<void>;
   /** Deletes and returns the ticket if it exists and has not expired; atomic single use. */

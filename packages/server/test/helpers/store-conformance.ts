@@ -180,6 +180,10 @@ function ticket(overrides: Partial<TicketRecord> = {}): TicketRecord {
 }
 
 /** Runs `count` calls spread round-robin over `stores`, all started before any is awaited. */
+/** Presents a refresh token: rotates it to a fresh successor hash, with the given grace (default none). */
+const use = (store: Store, hash: string, now: number, graceMs = 0) =>
+  store.rotateRefreshToken(hash, uid('hash'), now, graceMs);
+
 function concurrently<T>(stores: Store[], count: number, call: (store: Store, i: number) => Promise<T>): Promise<T[]> {
   return Promise.all(Array.from({ length: count }, (_, i) => call(stores[i % stores.length] as Store, i)));
 }
@@ -397,13 +401,13 @@ export function storeConformance(name: string, factory: StoreFactory, options: {
 
         assert.equal(await ctx.store.revokeLoginSession(session.sid, T0 + 10), true);
         assert.deepEqual(await ctx.store.getLoginSession(session.sid), { ...session, revokedAt: T0 + 10 });
-        assert.deepEqual(await ctx.store.useRefreshToken(first.hash, T0 + 20), { status: 'reused', token: first });
-        assert.deepEqual(await ctx.store.useRefreshToken(second.hash, T0 + 20), {
+        assert.deepEqual(await use(ctx.store, first.hash, T0 + 20), { status: 'reused', token: first });
+        assert.deepEqual(await use(ctx.store, second.hash, T0 + 20), {
           status: 'reused',
           token: { ...second, usedAt: T0 + 10 },
         });
         assert.equal((await ctx.store.getLoginSession(other.sid))?.revokedAt, null);
-        assert.equal((await ctx.store.useRefreshToken(untouched.hash, T0 + 20)).status, 'ok');
+        assert.equal((await use(ctx.store, untouched.hash, T0 + 20)).status, 'ok');
       });
 
       it('revoking again keeps the first revocation time; an unknown sid answers false', async () => {
@@ -432,13 +436,13 @@ export function storeConformance(name: string, factory: StoreFactory, options: {
         assert.equal((await ctx.store.bumpTokenVersion(alice.id, T0 + 50))?.tokenVersion, 1);
         assert.equal((await ctx.store.getLoginSession(web.sid))?.revokedAt, T0 + 50);
         assert.equal((await ctx.store.getLoginSession(phone.sid))?.revokedAt, T0 + 1);
-        assert.deepEqual(await ctx.store.useRefreshToken(fresh.hash, T0 + 60), {
+        assert.deepEqual(await use(ctx.store, fresh.hash, T0 + 60), {
           status: 'reused',
           token: { ...fresh, usedAt: T0 + 50 },
         });
-        assert.deepEqual(await ctx.store.useRefreshToken(used.hash, T0 + 60), { status: 'reused', token: used });
+        assert.deepEqual(await use(ctx.store, used.hash, T0 + 60), { status: 'reused', token: used });
         assert.equal((await ctx.store.getLoginSession(bobs.sid))?.revokedAt, null);
-        assert.equal((await ctx.store.useRefreshToken(other.hash, T0 + 60)).status, 'ok');
+        assert.equal((await use(ctx.store, other.hash, T0 + 60)).status, 'ok');
       });
 
       it('getRefreshToken reads a token without using it; null for an unknown hash', async () => {
@@ -446,18 +450,26 @@ export function storeConformance(name: string, factory: StoreFactory, options: {
         await ctx.store.saveRefreshToken(token);
         assert.deepEqual(await ctx.store.getRefreshToken(token.hash), token);
         assert.equal(await ctx.store.getRefreshToken('0'.repeat(64)), null);
-        assert.equal((await ctx.store.useRefreshToken(token.hash, T0 + 5)).status, 'ok');
+        assert.equal((await use(ctx.store, token.hash, T0 + 5)).status, 'ok');
         assert.deepEqual(await ctx.store.getRefreshToken(token.hash), { ...token, usedAt: T0 + 5 });
       });
 
       it('uses a refresh token once: ok with the token, then reused with the first use time', async () => {
         const token = refreshToken(uid('sid'), 'alice');
         await ctx.store.saveRefreshToken(token);
-        assert.deepEqual(await ctx.store.useRefreshToken(token.hash, T0 + 5), {
+        const successor = uid('hash');
+        assert.deepEqual(await ctx.store.rotateRefreshToken(token.hash, successor, T0 + 5, 0), {
           status: 'ok',
           token: { ...token, usedAt: T0 + 5 },
         });
-        assert.deepEqual(await ctx.store.useRefreshToken(token.hash, T0 + 6), {
+        // The successor is saved in the same step: same family, session, device and expiry.
+        assert.deepEqual(await ctx.store.getRefreshToken(successor), {
+          ...token,
+          hash: successor,
+          createdAt: T0 + 5,
+          usedAt: null,
+        });
+        assert.deepEqual(await use(ctx.store, token.hash, T0 + 6), {
           status: 'reused',
           token: { ...token, usedAt: T0 + 5 },
         });
@@ -466,32 +478,106 @@ export function storeConformance(name: string, factory: StoreFactory, options: {
       it('answers expired for a token at or past its expiry and leaves it unused', async () => {
         const token = refreshToken(uid('sid'), 'alice', { expiresAt: T0 + 100 });
         await ctx.store.saveRefreshToken(token);
-        assert.deepEqual(await ctx.store.useRefreshToken(token.hash, T0 + 100), { status: 'expired' });
-        assert.deepEqual(await ctx.store.useRefreshToken(token.hash, T0 + 5000), { status: 'expired' });
+        assert.deepEqual(await use(ctx.store, token.hash, T0 + 100), { status: 'expired' });
+        assert.deepEqual(await use(ctx.store, token.hash, T0 + 5000), { status: 'expired' });
         // Nothing was marked: the same token is still good at a time before its expiry.
-        assert.equal((await ctx.store.useRefreshToken(token.hash, T0 + 99)).status, 'ok');
+        assert.equal((await use(ctx.store, token.hash, T0 + 99)).status, 'ok');
       });
 
       it('answers reused, not expired, for a used token past its expiry', async () => {
         const token = refreshToken(uid('sid'), 'alice', { expiresAt: T0 + 100, usedAt: T0 + 50 });
         await ctx.store.saveRefreshToken(token);
-        assert.deepEqual(await ctx.store.useRefreshToken(token.hash, T0 + 500), { status: 'reused', token });
+        assert.deepEqual(await use(ctx.store, token.hash, T0 + 500), { status: 'reused', token });
       });
 
       it('answers unknown for a token never saved', async () => {
-        assert.deepEqual(await ctx.store.useRefreshToken(uid('hash'), T0), { status: 'unknown' });
+        assert.deepEqual(await use(ctx.store, uid('hash'), T0), { status: 'unknown' });
       });
 
       it('of 10 concurrent uses of one refresh token on several nodes exactly one is ok', async () => {
         const nodes = await ctx.nodes(3);
         const token = refreshToken(uid('sid'), 'alice');
         await ctx.store.saveRefreshToken(token);
-        const results = await concurrently(nodes, 10, (store, i) => store.useRefreshToken(token.hash, T0 + 10 + i));
+        const results = await concurrently(nodes, 10, (store, i) => use(store, token.hash, T0 + 10 + i));
         const ok = results.filter((r) => r.status === 'ok');
         assert.equal(ok.length, 1);
         assert.equal(results.filter((r) => r.status === 'reused').length, 9);
         const usedAt = ok[0]?.status === 'ok' ? ok[0].token.usedAt : null;
         for (const r of results) if (r.status === 'reused') assert.equal(r.token.usedAt, usedAt);
+      });
+
+      it('grace: the token rotated less than graceMs ago, its successor unused, is answered once and its successor dies', async () => {
+        const token = refreshToken(uid('sid'), 'alice');
+        await ctx.store.saveRefreshToken(token);
+        const [lost, replacement, third] = [uid('hash'), uid('hash'), uid('hash')];
+        assert.equal((await ctx.store.rotateRefreshToken(token.hash, lost, T0 + 10, 1000)).status, 'ok');
+        assert.deepEqual(await ctx.store.rotateRefreshToken(token.hash, replacement, T0 + 1009, 1000), {
+          status: 'grace',
+          token: { ...token, usedAt: T0 + 10 },
+        });
+        // The successor nobody received is spent; the replacement is the session's one live token.
+        assert.equal((await ctx.store.getRefreshToken(lost))?.usedAt, T0 + 1009);
+        assert.deepEqual(await ctx.store.getRefreshToken(replacement), {
+          ...token,
+          hash: replacement,
+          createdAt: T0 + 1009,
+          usedAt: null,
+        });
+        // Once only: the presented token's successor is now used.
+        assert.equal((await ctx.store.rotateRefreshToken(token.hash, third, T0 + 1009, 1000)).status, 'reused');
+        assert.equal(await ctx.store.getRefreshToken(third), null);
+        // A token replaced by a grace answer gets none itself (someone holds it: two holders, revoke).
+        assert.equal((await use(ctx.store, lost, T0 + 1009, 1000)).status, 'reused');
+        assert.equal((await use(ctx.store, replacement, T0 + 1010, 1000)).status, 'ok');
+      });
+
+      it('no grace at the end of the window, with graceMs 0, two rotations back, after a revocation or past expiry', async () => {
+        const chain = async (overrides: Partial<RefreshTokenRecord> = {}) => {
+          const first = refreshToken(uid('sid'), 'alice', overrides);
+          await ctx.store.saveRefreshToken(first);
+          const second = uid('hash');
+          assert.equal((await ctx.store.rotateRefreshToken(first.hash, second, T0 + 10, 1000)).status, 'ok');
+          return { first, second };
+        };
+        const edge = await chain();
+        assert.equal((await use(ctx.store, edge.first.hash, T0 + 1010, 1000)).status, 'reused');
+        assert.equal((await ctx.store.getRefreshToken(edge.second))?.usedAt, null, 'a refusal changes nothing');
+
+        const off = await chain();
+        assert.equal((await use(ctx.store, off.first.hash, T0 + 10, 0)).status, 'reused');
+
+        const twice = await chain();
+        const third = uid('hash');
+        assert.equal((await ctx.store.rotateRefreshToken(twice.second, third, T0 + 20, 1000)).status, 'ok');
+        assert.equal((await use(ctx.store, twice.first.hash, T0 + 30, 1000)).status, 'reused');
+        assert.equal((await ctx.store.getRefreshToken(third))?.usedAt, null);
+
+        const session = loginSession('alice');
+        await ctx.store.createLoginSession(session);
+        const revoked = await chain({ sid: session.sid, familyId: session.sid });
+        await ctx.store.revokeLoginSession(session.sid, T0 + 20);
+        assert.equal((await use(ctx.store, revoked.first.hash, T0 + 30, 1000)).status, 'reused');
+
+        const expiring = await chain({ expiresAt: T0 + 100 });
+        assert.equal((await use(ctx.store, expiring.first.hash, T0 + 100, 1000)).status, 'reused');
+      });
+
+      it('of 10 concurrent uses with a grace period exactly one is ok, one grace, and one successor survives', async () => {
+        const nodes = await ctx.nodes(3);
+        const token = refreshToken(uid('sid'), 'alice');
+        await ctx.store.saveRefreshToken(token);
+        const successors = Array.from({ length: 10 }, () => uid('hash'));
+        const results = await concurrently(nodes, 10, (store, i) =>
+          store.rotateRefreshToken(token.hash, successors[i] as string, T0 + 10, 60_000),
+        );
+        assert.deepEqual(
+          ['ok', 'grace', 'reused'].map((status) => results.filter((r) => r.status === status).length),
+          [1, 1, 8],
+        );
+        const saved = await Promise.all(successors.map((hash) => ctx.store.getRefreshToken(hash)));
+        assert.equal(saved.filter((t) => t !== null).length, 2, 'the ok and the grace answer saved one each');
+        assert.equal(saved.filter((t) => t !== null && t.usedAt === null).length, 1);
+        assert.equal(saved[results.findIndex((r) => r.status === 'grace')]?.usedAt, null, 'the grace one lives');
       });
     });
 

@@ -59,7 +59,7 @@ export function AdminView({ t }: { t: Translate }) {
     return () => clearInterval(timer);
   }, [unlocked, key]);
 
-  async function act(action: 'kick' | 'revoke' | 'block', id: string) {
+  async function act(action: 'kick' | 'revoke' | 'block' | 'unblock', id: string) {
     try {
       await admin(
         'POST',
@@ -174,6 +174,8 @@ export function AdminView({ t }: { t: Translate }) {
             </tbody>
           </table>
         )}
+        {/* A blocked principal has no connection left to list: it is unblocked by id. */}
+        <Unblock t={t} onUnblock={(id) => act('unblock', id)} />
       </section>
       <section aria-labelledby="agents-h">
         <h2 id="agents-h">{t('admin.agents')}</h2>
@@ -246,6 +248,23 @@ function CreateAgent({ t, onCreate }: { t: Translate; onCreate: (u: string, p: s
       <label for="agent-name">{t('admin.agentName')}</label>
       <input id="agent-name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
       <button type="submit">{t('admin.createAgent')}</button>
+    </form>
+  );
+}
+
+function Unblock({ t, onUnblock }: { t: Translate; onUnblock: (id: string) => Promise<void> }) {
+  const [id, setId] = useState('');
+  return (
+    <form
+      class="inline-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (id.trim()) void onUnblock(id.trim());
+      }}
+    >
+      <label for="unblock-id">{t('admin.unblockId')}</label>
+      <input id="unblock-id" value={id} onInput={(e) => setId((e.target as HTMLInputElement).value)} />
+      <button type="submit">{t('admin.unblock')}</button>
     </form>
   );
 }

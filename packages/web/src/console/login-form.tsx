@@ -1,6 +1,15 @@
 import { useState } from 'preact/hooks';
 import type { Translate } from '../shared/messages.js';
-import { type AgentLogin, login } from './api.js';
+import { type AgentLogin, ApiError, login } from './api.js';
+
+/** The refusals a person can act on, in the page's language; anything else as the server says it. */
+function loginError(err: unknown, t: Translate): string {
+  const code = err instanceof ApiError ? err.code : '';
+  if (code === 'LOGIN_FAILED') return t('console.badLogin');
+  if (code === 'FORBIDDEN') return t('status.blocked');
+  if (code === 'RATE_LIMITED') return t('console.tooManyLogins');
+  return (err as Error).message;
+}
 
 /** Username and password → an access token kept in memory only (agents get no refresh token). */
 export function LoginForm({
@@ -28,7 +37,7 @@ export function LoginForm({
         try {
           onLogin(await login(username, password), username);
         } catch (err) {
-          setError(t('console.loginFailed', { error: (err as Error).message }));
+          setError(t('console.loginFailed', { error: loginError(err, t) }));
         } finally {
           setBusy(false);
         }

@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
 import { GatehouseError } from '../../errors.js';
 import { DeviceFieldSchema as DeviceField } from '../../gateway/device-fields.js';
 import type { Services } from '../../services.js';
@@ -134,13 +135,22 @@ export async function publicRoutes(app: RestApp, { services }: { services: Servi
     },
   );
 
-  async function customerRefresh(customerId: string | undefined, refreshToken: string | undefined) {
+  async function customerRefresh(
+    request: FastifyRequest,
+    customerId: string | undefined,
+    refreshToken: string | undefined,
+  ) {
     if (!refreshToken)
       throw new GatehouseError('MISSING_TOKEN', 'refreshToken is required: a customer id alone never mints a token');
     const issued = await auth.refresh(refreshToken, {
       kind: 'customer',
       ...(customerId ? { principalId: customerId } : {}),
     });
+    if (issued.reuseGrace)
+      request.log.info(
+        { principal: issued.principal.id, ip: request.ip, route: request.routeOptions.url },
+        'customer refresh answered in the reuse grace period',
+      );
     // A returning customer gets its open support session back (a new one if the last was closed).
     const sessionId = await services.messaging.openSupportSession(issued.principal.id);
     return { token: issued.token, refreshToken: issued.refreshToken as string, sessionId, expiresAt: issued.expiresAt };
@@ -161,7 +171,7 @@ export async function publicRoutes(app: RestApp, { services }: { services: Servi
         response: { 200: CustomerRefreshResult, ...errors },
       },
     },
-    async (request) => customerRefresh(request.params.customerId, request.body.refreshToken),
+    async (request) => customerRefresh(request, request.params.customerId, request.body.refreshToken),
   );
 
   app.post(
@@ -176,7 +186,7 @@ export async function publicRoutes(app: RestApp, { services }: { services: Servi
         response: { 200: CustomerRefreshResult, ...errors },
       },
     },
-    async (request) => customerRefresh(request.body.customerId, request.body.refreshToken),
+    async (request) => customerRefresh(request, request.body.customerId, request.body.refreshToken),
   );
 
   app.get(

@@ -37,6 +37,11 @@ export async function refreshTokenRoutes(app: RestApp, { services }: { services:
     },
     async (request) => {
       const issued = await services.auth.refresh(request.body.refresh_token);
+      if (issued.reuseGrace)
+        request.log.info(
+          { principal: issued.principal.id, ip: request.ip, route: request.routeOptions.url },
+          'refresh answered in the reuse grace period',
+        );
       return {
         code: 200,
         body: {
