@@ -20,6 +20,7 @@ import {
   toSupportListing,
   toTicket,
 } from './rows.js';
+import { SqliteCheckpointer } from './sqlite-checkpointer.js';
 import type {
   AppendResult,
   AppKeyRecord,
@@ -148,6 +149,30 @@ interface BatchConversation {
 /** `store.sqliteSynchronous`: what an acknowledged write survives (docs/operations.md). */
 export type SqliteSynchronous = 'FULL' | 'NORMAL';
 
+export interface SqliteStoreOptions {
+  synchronous?: SqliteSynchronous;
+  /**
+   * WAL checkpoints on a worker thread with its own connection (default for a file): the
+   * event loop no longer stops to copy pages into the database file and fsync it. `false`:
+   * SQLite's own, on the committing connection every 1000 pages.
+   */
+  checkpointThread?: boolean;
+  /** How often the thread checkpoints (ms). */
+  checkpointIntervalMs?: number;
+  /**
+   * The bound on the WAL, in pages: when the thread has not kept up (writes never pause long
+   * enough for it to finish), the committing connection checkpoints the rest itself at this size.
+   */
+  walLimitPages?: number;
+  /** The thread died: checkpoints are back on the committing connection (nothing is lost). */
+  onCheckpointThreadFailure?: (err: Error) => void;
+}
+
+/** SQLite's own default for `wal_autocheckpoint`, used again when there is no thread. */
+const INLINE_CHECKPOINT_PAGES = 1000;
+const DEFAULT_CHECKPOINT_INTERVAL_MS = 50;
+const DEFAULT_WAL_LIMIT_PAGES = 4000;
+
 /** SQLite gives `-wal`/`-shm` the database file's mode; this makes sure of it for existing ones. */
 function restrictSidecars(file: string): void {
   for (const sidecar of [`${file}-wal`, `${file}-shm`]) if (existsSync(sidecar)) chmodSync(sidecar, 0o600);
@@ -161,9 +186,12 @@ function restrictSidecars(file: string): void {
 export class SqliteStore implements Store {
   readonly db: Database.Database;
 
+  /** The checkpoint thread, while there is one. */
+  checkpointer: SqliteCheckpointer | null = null;
+
   constructor(
     readonly file: string,
-    options: { synchronous?: SqliteSynchronous } = {},
+    options: SqliteStoreOptions = {},
   ) {
     if (file !== ':memory:') {
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -175,10 +203,24 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL');
     // FULL: a commit is fsynced before it returns, so an ack survives power loss and OS crashes
     // (group commit pays one fsync per batch). NORMAL survives a process crash only.
-    this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+    const synchronous = options.synchronous ?? 'FULL';
+    this.db.pragma(`synchronous = ${synchronous}`);
     this.db.pragma('busy_timeout = 5000');
     if (file !== ':memory:') restrictSidecars(file);
     this.appendTransaction = this.db.transaction((batch: NewMessage[]) => this.appendBatch(batch));
+    if (file !== ':memory:' && options.checkpointThread !== false) {
+      this.db.pragma(`wal_autocheckpoint = ${options.walLimitPages ?? DEFAULT_WAL_LIMIT_PAGES}`);
+      this.checkpointer = new SqliteCheckpointer({
+        file,
+        synchronous,
+        intervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
+        onFailure: (err) => {
+          this.checkpointer = null;
+          if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_PAGES}`);
+          options.onCheckpointThreadFailure?.(err);
+        },
+      });
+    }
   }
 
   private readonly appendTransaction: Database.Transaction<(batch: NewMessage[]) => AppendResult[]>;
@@ -211,6 +253,9 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    // The thread's connection closes first, so that this one, the last, checkpoints and removes the WAL.
+    await this.checkpointer?.stop();
+    this.checkpointer = null;
     if (this.db.open) this.db.close();
   }
 
