@@ -1,17 +1,36 @@
 /**
  * The body of the SQLite checkpoint thread (started by `SqliteCheckpointer`): its own
- * connection to the database file runs `PRAGMA wal_checkpoint(PASSIVE)` every
- * `intervalMs`, so the copying of WAL pages into the database file and its fsync happen
- * here rather than on the event loop. PASSIVE never waits for a lock and never holds one a
- * writer needs. Commands from the owner: `stop` (close the connection, end the thread) and
- * `checkpoint` (one now, answered with its result).
+ * connection to the database file runs `PRAGMA wal_checkpoint(PASSIVE)`, so the copying of
+ * WAL pages into the database file and its fsync happen here rather than on the event loop.
+ * PASSIVE never waits for a lock and never holds one a writer needs.
+ *
+ * When: every `pollMs` the thread reads how many WAL frames are not yet in the database file
+ * (`WalFrames`); it checkpoints once that reaches `frames` (SQLite's own autocheckpoint
+ * size, so pages rewritten by many commits are copied once), or when some have waited
+ * `idleMs`. Commits that land while it copies leave a tail: it copies that too, a few times
+ * at most, because the WAL starts over from its beginning only at a write that finds every
+ * frame copied. When writes never pause long enough for that, the WAL grows to the
+ * committing connection's bound (`wal_autocheckpoint`), which then copies what is left
+ * itself, on the event loop: from `eagerFrames` on, the thread checkpoints at every poll, so
+ * that what is left then is a few commits, not `frames`.
+ *
+ * Commands from the owner: `stop` (close the connection, end the thread) and `checkpoint`
+ * (one now, answered with its result).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { WalFrames } from './wal-frames.js';
 
 export interface CheckpointThreadData {
   file: string;
-  intervalMs: number;
+  /** Frames waiting that start a checkpoint. */
+  frames: number;
+  /** From this WAL length on (frames), any frame waiting starts a checkpoint. */
+  eagerFrames: number;
+  /** A checkpoint also starts when frames have waited this long (ms). */
+  idleMs: number;
+  /** How often the WAL is looked at (ms). */
+  pollMs: number;
   /** The main connection's setting; a checkpoint syncs the WAL before and the database after with either. */
   synchronous: 'FULL' | 'NORMAL';
 }
@@ -26,25 +45,46 @@ export interface CheckpointResult {
 export type CheckpointCommand = { op: 'stop' } | { op: 'checkpoint'; ref: number };
 export type CheckpointReply = { op: 'checkpointed'; ref: number; result: CheckpointResult };
 
-const { file, intervalMs, synchronous } = workerData as CheckpointThreadData;
+/** Checkpoints after the first, for what was committed during the one before. */
+const TAIL_ROUNDS = 3;
+
+const { file, frames, eagerFrames, idleMs, pollMs, synchronous } = workerData as CheckpointThreadData;
 const port = parentPort;
 if (!port) throw new Error('sqlite-checkpoint-thread runs as a worker thread');
 
 const db = new Database(file, { fileMustExist: true });
 db.pragma(`synchronous = ${synchronous}`);
-// Closing this connection must never be what checkpoints (the owner's connection does it last).
+// This connection never checkpoints on its own; closing it must not either (the owner's does, last).
 db.pragma('wal_autocheckpoint = 0');
+const wal = new WalFrames(file);
 
 const checkpoint = (): CheckpointResult =>
   (db.pragma('wal_checkpoint(PASSIVE)') as CheckpointResult[])[0] as CheckpointResult;
 
-const timer = setInterval(checkpoint, intervalMs);
+let waitingSince = 0;
+function poll(): void {
+  // Unknown (a WAL-index this code cannot read): checkpoint every idle period instead.
+  const state = wal.read() ?? { frames: 0, waiting: 1 };
+  if (state.waiting === 0) {
+    waitingSince = 0;
+    return;
+  }
+  const now = Date.now();
+  if (waitingSince === 0) waitingSince = now;
+  if (state.waiting < frames && state.frames < eagerFrames && now - waitingSince < idleMs) return;
+  let result = checkpoint();
+  for (let round = 0; round < TAIL_ROUNDS && result.log > result.checkpointed; round++) result = checkpoint();
+  waitingSince = 0;
+}
+
+const timer = setInterval(poll, pollMs);
 
 port.on('message', (command: CheckpointCommand) => {
   if (command.op === 'checkpoint') {
     port.postMessage({ op: 'checkpointed', ref: command.ref, result: checkpoint() } satisfies CheckpointReply);
   } else if (command.op === 'stop') {
     clearInterval(timer);
+    wal.close();
     db.close();
     port.close();
   }

@@ -152,26 +152,28 @@ export type SqliteSynchronous = 'FULL' | 'NORMAL';
 export interface SqliteStoreOptions {
   synchronous?: SqliteSynchronous;
   /**
-   * WAL checkpoints on a worker thread with its own connection (default for a file): the
-   * event loop no longer stops to copy pages into the database file and fsync it. `false`:
+   * WAL checkpoints on a worker thread with its own connection (the default for a file), so
+   * the event loop does not stop to copy pages into the database file and fsync it. `false`:
    * SQLite's own, on the committing connection every 1000 pages.
    */
   checkpointThread?: boolean;
-  /** How often the thread checkpoints (ms). */
-  checkpointIntervalMs?: number;
+  /** Tuning of the thread (tests): see sqlite-checkpoint-thread.ts. */
+  checkpointFrames?: number;
+  checkpointIdleMs?: number;
+  checkpointPollMs?: number;
   /**
-   * The bound on the WAL, in pages: when the thread has not kept up (writes never pause long
-   * enough for it to finish), the committing connection checkpoints the rest itself at this size.
+   * The bound on the WAL, in pages, while the thread runs: when it has not managed to empty
+   * the WAL by then (writes that never pause), the committing connection checkpoints the
+   * rest itself, and the WAL starts over.
    */
   walLimitPages?: number;
   /** The thread died: checkpoints are back on the committing connection (nothing is lost). */
   onCheckpointThreadFailure?: (err: Error) => void;
 }
 
-/** SQLite's own default for `wal_autocheckpoint`, used again when there is no thread. */
-const INLINE_CHECKPOINT_PAGES = 1000;
-const DEFAULT_CHECKPOINT_INTERVAL_MS = 50;
-const DEFAULT_WAL_LIMIT_PAGES = 4000;
+/** SQLite's own default for `wal_autocheckpoint`: the thread's trigger, and the inline one without it. */
+const CHECKPOINT_PAGES = 1000;
+const WAL_LIMIT_PAGES = 4000;
 
 /** SQLite gives `-wal`/`-shm` the database file's mode; this makes sure of it for existing ones. */
 function restrictSidecars(file: string): void {
@@ -209,14 +211,18 @@ export class SqliteStore implements Store {
     if (file !== ':memory:') restrictSidecars(file);
     this.appendTransaction = this.db.transaction((batch: NewMessage[]) => this.appendBatch(batch));
     if (file !== ':memory:' && options.checkpointThread !== false) {
-      this.db.pragma(`wal_autocheckpoint = ${options.walLimitPages ?? DEFAULT_WAL_LIMIT_PAGES}`);
+      const limit = options.walLimitPages ?? WAL_LIMIT_PAGES;
+      this.db.pragma(`wal_autocheckpoint = ${limit}`);
       this.checkpointer = new SqliteCheckpointer({
         file,
         synchronous,
-        intervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
+        frames: options.checkpointFrames ?? CHECKPOINT_PAGES,
+        eagerFrames: Math.floor(limit / 2),
+        idleMs: options.checkpointIdleMs ?? 1000,
+        pollMs: options.checkpointPollMs ?? 20,
         onFailure: (err) => {
           this.checkpointer = null;
-          if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_PAGES}`);
+          if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${CHECKPOINT_PAGES}`);
           options.onCheckpointThreadFailure?.(err);
         },
       });
