@@ -43,7 +43,10 @@ async function storedCount(store: SqliteStore): Promise<number> {
   for (let i = 0; i < CONVERSATIONS; i++) {
     const rows = await store.messagesAfter(`dm_${i}`, 0, 100_000);
     // Gap-free per conversation: seq k is the k-th row.
-    rows.forEach((row, k) => assert.equal(row.seq, k + 1));
+    assert.deepEqual(
+      rows.map((row) => row.seq),
+      rows.map((_, k) => k + 1),
+    );
     total += rows.length;
   }
   return total;
