@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { PrincipalKind } from '@gatehouse/protocol';
 import type {
-  AppendResult,
   ConversationRecord,
   LoginSessionRecord,
   MessageRecord,
@@ -787,21 +786,21 @@ export function storeConformance(name: string, factory: StoreFactory, options: {
       });
 
       it('continues seqs and finds earlier client_msg_ids when another store on the data wrote in between (a restart, a second node)', async () => {
-        const [first, second] = await ctx.nodes(2);
+        const [first, second] = (await ctx.nodes(2)) as [Store, Store];
         const id = await group();
-        await first?.appendMessages([message(id, 'alice'), message(id, 'bob', { clientMsgId: 'b-1' })]);
-        const [next, repeat] = (await second?.appendMessages([
+        await first.appendMessages([message(id, 'alice'), message(id, 'bob', { clientMsgId: 'b-1' })]);
+        const [next, repeat] = await second.appendMessages([
           message(id, 'alice', { clientMsgId: 'a-1' }),
           message(id, 'bob', { clientMsgId: 'b-1' }),
-        ])) as AppendResult[];
+        ]);
         assert.deepEqual(
           [next?.record.seq, next?.duplicate, repeat?.record.seq, repeat?.duplicate],
           [3, false, 2, true],
         );
-        const [again, after] = (await first?.appendMessages([
+        const [again, after] = await first.appendMessages([
           message(id, 'alice', { clientMsgId: 'a-1' }),
           message(id, 'bob'),
-        ])) as AppendResult[];
+        ]);
         assert.deepEqual(again, { record: next?.record, duplicate: true });
         assert.equal(after?.record.seq, 4);
         assert.deepEqual(seqsOf(await ctx.store.messagesAfter(id, 0, 10)), [1, 2, 3, 4]);
