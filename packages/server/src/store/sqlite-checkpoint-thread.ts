@@ -7,12 +7,11 @@
  * When: every `pollMs` the thread reads how many WAL frames are not yet in the database file
  * (`WalFrames`); it checkpoints once that reaches `frames` (SQLite's own autocheckpoint
  * size, so pages rewritten by many commits are copied once), or when some have waited
- * `idleMs`. Commits that land while it copies leave a tail: it copies that too, a few times
- * at most, because the WAL starts over from its beginning only at a write that finds every
- * frame copied. When writes never pause long enough for that, the WAL grows to the
- * committing connection's bound (`wal_autocheckpoint`), which then copies what is left
- * itself, on the event loop: from `eagerFrames` on, the thread checkpoints at every poll, so
- * that what is left then is a few commits, not `frames`.
+ * `idleMs`. The WAL starts over from its beginning only at a write that finds every frame
+ * copied, so the commits that landed while it copied are copied right after, once (more
+ * rounds cost more page writes and fsyncs than they saved, measured). When writes never pause
+ * long enough for the WAL to start over, it grows to the committing connection's bound
+ * (`wal_autocheckpoint`), which copies what is left itself, on the event loop.
  *
  * Commands from the owner: `stop` (close the connection, end the thread) and `checkpoint`
  * (one now, answered with its result).
@@ -25,8 +24,6 @@ export interface CheckpointThreadData {
   file: string;
   /** Frames waiting that start a checkpoint. */
   frames: number;
-  /** From this WAL length on (frames), any frame waiting starts a checkpoint. */
-  eagerFrames: number;
   /** A checkpoint also starts when frames have waited this long (ms). */
   idleMs: number;
   /** How often the WAL is looked at (ms). */
@@ -45,10 +42,7 @@ export interface CheckpointResult {
 export type CheckpointCommand = { op: 'stop' } | { op: 'checkpoint'; ref: number };
 export type CheckpointReply = { op: 'checkpointed'; ref: number; result: CheckpointResult };
 
-/** Checkpoints after the first, for what was committed during the one before. */
-const TAIL_ROUNDS = 3;
-
-const { file, frames, eagerFrames, idleMs, pollMs, synchronous } = workerData as CheckpointThreadData;
+const { file, frames, idleMs, pollMs, synchronous } = workerData as CheckpointThreadData;
 const port = parentPort;
 if (!port) throw new Error('sqlite-checkpoint-thread runs as a worker thread');
 
@@ -64,16 +58,16 @@ const checkpoint = (): CheckpointResult =>
 let waitingSince = 0;
 function poll(): void {
   // Unknown (a WAL-index this code cannot read): checkpoint every idle period instead.
-  const state = wal.read() ?? { frames: 0, waiting: 1 };
+  const state = wal.read() ?? { waiting: 1 };
   if (state.waiting === 0) {
     waitingSince = 0;
     return;
   }
   const now = Date.now();
   if (waitingSince === 0) waitingSince = now;
-  if (state.waiting < frames && state.frames < eagerFrames && now - waitingSince < idleMs) return;
-  let result = checkpoint();
-  for (let round = 0; round < TAIL_ROUNDS && result.log > result.checkpointed; round++) result = checkpoint();
+  if (state.waiting < frames && now - waitingSince < idleMs) return;
+  const result = checkpoint();
+  if (result.log > result.checkpointed) checkpoint();
   waitingSince = 0;
 }
 

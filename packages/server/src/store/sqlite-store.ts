@@ -217,7 +217,6 @@ export class SqliteStore implements Store {
         file,
         synchronous,
         frames: options.checkpointFrames ?? CHECKPOINT_PAGES,
-        eagerFrames: Math.floor(limit / 2),
         idleMs: options.checkpointIdleMs ?? 1000,
         pollMs: options.checkpointPollMs ?? 20,
         onFailure: (err) => {
