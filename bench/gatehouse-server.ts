@@ -44,10 +44,10 @@ const gatehouse = await Gatehouse.create({
     limits: BENCH_LIMITS,
     messages: { replayLimit: options.replayLimit },
     tokens: { keysFile },
-    // BENCH_SQLITE_CHECKPOINT_THREAD=false measures the inline checkpoints (an A/B, not the default).
+    // BENCH_SQLITE_CHECKPOINT_THREAD=true measures checkpoints on a worker thread (an A/B, not the default).
     store: {
       url: options.storeUrl ?? '',
-      sqliteCheckpointThread: process.env.BENCH_SQLITE_CHECKPOINT_THREAD !== 'false',
+      sqliteCheckpointThread: process.env.BENCH_SQLITE_CHECKPOINT_THREAD === 'true',
     },
     broker: { url: options.brokerUrl ?? 'memory://', prefix: options.brokerPrefix ?? 'gatehouse' },
     nodeId: options.nodeId ?? '',

@@ -92,8 +92,8 @@ export const CONFIG_SCHEMA = group({
       'SQLite: `FULL` fsyncs each commit, so an `ack` survives power loss; `NORMAL` survives a process crash only (see docs/operations.md).',
     ),
     sqliteCheckpointThread: bool(
-      true,
-      'SQLite: WAL checkpoints on a worker thread with its own connection, off the event loop (`false`: on the committing connection, as SQLite does by default).',
+      false,
+      'SQLite: WAL checkpoints on a worker thread with its own connection, off the event loop (default: on the committing connection, as SQLite does; see docs/operations.md).',
     ),
   }),
   broker: group({

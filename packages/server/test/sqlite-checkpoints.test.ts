@@ -13,7 +13,7 @@ const TEXT = 'x'.repeat(300);
 
 /** A store on a real file with `CONVERSATIONS` direct conversations, and a writer of batches spread over them. */
 async function openStore(file: string, options: SqliteStoreOptions = {}) {
-  const store = new SqliteStore(file, options);
+  const store = new SqliteStore(file, { checkpointThread: true, ...options });
   await store.migrate();
   let n = 0;
   const batch = (size: number): NewMessage[] =>
@@ -154,9 +154,9 @@ describe('SQLite checkpoints on a worker thread', () => {
     await assert.rejects(thread?.checkpointNow() as Promise<unknown>, /not running/);
   });
 
-  it('runs in a Gatehouse node by default, and not when store.sqliteCheckpointThread is false', async () => {
-    const on = await startServer({}, { dataDir: join(dir, 'node-on') });
-    const off = await startServer({ store: { sqliteCheckpointThread: false } }, { dataDir: join(dir, 'node-off') });
+  it('runs in a Gatehouse node with store.sqliteCheckpointThread, and not by default', async () => {
+    const on = await startServer({ store: { sqliteCheckpointThread: true } }, { dataDir: join(dir, 'node-on') });
+    const off = await startServer({}, { dataDir: join(dir, 'node-off') });
     try {
       const store = (server: typeof on) => server.gatehouse.services.store as SqliteStore;
       assert.equal(store(on).checkpointer?.alive, true);
