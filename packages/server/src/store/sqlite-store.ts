@@ -154,7 +154,7 @@ export interface SqliteStoreOptions {
   /**
    * WAL checkpoints on a worker thread with its own connection (a file only), so the event
    * loop does not stop to copy pages into the database file and fsync it. Default `false`:
-   * SQLite's own, on the committing connection every 1000 pages — the thread measured 5-10 %
+   * SQLite's own, on the committing connection every 1000 pages — the thread measured 5-15 %
    * more CPU per stored message in the direct bench (docs/operations.md).
    */
   checkpointThread?: boolean;
