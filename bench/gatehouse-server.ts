@@ -44,7 +44,11 @@ const gatehouse = await Gatehouse.create({
     limits: BENCH_LIMITS,
     messages: { replayLimit: options.replayLimit },
     tokens: { keysFile },
-    store: { url: options.storeUrl ?? '' },
+    // BENCH_SQLITE_CHECKPOINT_THREAD=true measures checkpoints on a worker thread (an A/B, not the default).
+    store: {
+      url: options.storeUrl ?? '',
+      sqliteCheckpointThread: process.env.BENCH_SQLITE_CHECKPOINT_THREAD === 'true',
+    },
     broker: { url: options.brokerUrl ?? 'memory://', prefix: options.brokerPrefix ?? 'gatehouse' },
     nodeId: options.nodeId ?? '',
   },

@@ -231,7 +231,8 @@ serveRpc({
   /**
    * A fixed offered load: `rate` messages per second in total, spread over every user of
    * every pair (`oneWay`: over the first user of each pair only, the second only receives),
-   * for `durationMs`. Latency is send → the peer receiving the `message`.
+   * for `durationMs`. Latency is send → the peer receiving the `message`; ack latency is
+   * send → the sender receiving its `ack` (for Gatehouse: after the commit).
    */
   async directLatency(args: {
     pairs: [string, string][];
@@ -249,6 +250,9 @@ serveRpc({
     }
     const sentAt = new Map<string, number>();
     const latencies: number[] = [];
+    // Frame ids are 1..sent within this phase, so the ack's `id` indexes its send time.
+    const ackSentAt: number[] = [];
+    const ackLatencies: number[] = [];
     let errors = 0;
     let lastDelivery = 0;
     for (const socket of args.pairs.flat().map(user))
@@ -262,7 +266,11 @@ serveRpc({
             latencies.push(lastDelivery - at);
             sentAt.delete(key);
           }
-        } else if (startsWith(data, ACK) && data.includes('"error"')) errors++;
+        } else if (startsWith(data, ACK)) {
+          if (data.includes('"error"')) errors++;
+          const at = ackSentAt[Number(/"id":(\d+)/.exec(data.toString())?.[1])];
+          if (at !== undefined) ackLatencies.push(performance.now() - at);
+        }
       };
     const tickMs = 5;
     const started = performance.now();
@@ -280,7 +288,9 @@ serveRpc({
           next = (next + 1) % senders.length;
           sent++;
           const key = `${args.tag}-${socket.id}-${sent}`;
-          sentAt.set(key, performance.now());
+          const now = performance.now();
+          sentAt.set(key, now);
+          ackSentAt[sent] = now;
           socket.ws.send(
             `{"type":"message","id":${sent},"to":"${to}","text":"${MESSAGE_TEXT}","client_msg_id":"${key}"}`,
           );
@@ -293,9 +303,10 @@ serveRpc({
     });
     const sendMs = performance.now() - started;
     const deadline = performance.now() + 10_000;
-    while (latencies.length < sent && performance.now() < deadline) await sleep(10);
+    while ((latencies.length < sent || ackLatencies.length < sent) && performance.now() < deadline) await sleep(10);
     for (const socket of args.pairs.flat().map(user)) socket.onData = ignore;
     latencies.sort((a, b) => a - b);
+    ackLatencies.sort((a, b) => a - b);
     return {
       sent,
       delivered: latencies.length,
@@ -307,6 +318,9 @@ serveRpc({
       p50: percentile(latencies, 50),
       p99: percentile(latencies, 99),
       max: latencies.at(-1) ?? Number.NaN,
+      acked: ackLatencies.length,
+      ackP50: percentile(ackLatencies, 50),
+      ackP99: percentile(ackLatencies, 99),
       ...(args.samples ? { latencies } : {}),
     };
   },

@@ -74,7 +74,12 @@ function createStore(config: GatehouseConfig, dataDir: string, log: Logger): Sto
   const url = config.store.url;
   if (!url || url.startsWith('sqlite:')) {
     const file = url ? url.replace(/^sqlite:(\/\/)?/, '') : join(dataDir, 'gatehouse.db');
-    return new SqliteStore(file === ':memory:' ? file : resolve(file), { synchronous: config.store.sqliteSynchronous });
+    return new SqliteStore(file === ':memory:' ? file : resolve(file), {
+      synchronous: config.store.sqliteSynchronous,
+      checkpointThread: config.store.sqliteCheckpointThread,
+      onCheckpointThreadFailure: (err) =>
+        log.error({ err }, 'the SQLite checkpoint thread failed; checkpoints run on the main connection from now on'),
+    });
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://'))
     return new PostgresStore({

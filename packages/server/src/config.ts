@@ -91,6 +91,10 @@ export const CONFIG_SCHEMA = group({
       'FULL',
       'SQLite: `FULL` fsyncs each commit, so an `ack` survives power loss; `NORMAL` survives a process crash only (see docs/operations.md).',
     ),
+    sqliteCheckpointThread: bool(
+      false,
+      'SQLite: WAL checkpoints on a worker thread with its own connection, off the event loop (default: on the committing connection, as SQLite does; see docs/operations.md).',
+    ),
   }),
   broker: group({
     url: str('memory://', '`memory://` (in-process, one node), `redis://HOST:PORT` or `nats://HOST:PORT` (a cluster).'),

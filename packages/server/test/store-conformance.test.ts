@@ -133,6 +133,29 @@ async function assertMigratedVersion2(store: Store): Promise<void> {
     waitingSince: null,
   });
   assert.deepEqual([again.conversation.id, again.created], ['s2', false]);
+  // Messages survive every migration (SQLite's fourth moves them into a table in insertion order)…
+  assert.deepEqual(
+    (await store.messagesAfter('s4', 0, 10)).map((m) => [m.seq, m.id, m.fromId, m.ts, m.body]),
+    [
+      [1, 'm3', 'ag1', 50, '{}'],
+      [2, 'm4', 'c2', 60, '{}'],
+    ],
+  );
+  // …and new ones follow them, with seq and client_msg_id still unique.
+  const retry = {
+    id: 'm5',
+    conversationId: 's4',
+    fromId: 'c2',
+    fromDevice: 'web',
+    clientMsgId: 'after-upgrade',
+    ts: 70,
+    serialize: (seq: number) => `{"seq":${seq}}`,
+  };
+  const [stored, repeated] = await store.appendMessages([retry, { ...retry, id: 'm6' }]);
+  assert.deepEqual(
+    [stored?.record.seq, stored?.duplicate, repeated?.record.id, repeated?.duplicate],
+    [3, false, 'm5', true],
+  );
 }
 
 describe('upgrading a store of schema version 2', () => {

@@ -9,7 +9,14 @@ interface Pending {
 }
 
 /**
- * Group commit: messages sent during one event-loop turn are stored in one transaction.
+ * The most messages one transaction takes. A backlog (after a slow commit) is stored in
+ * several, so no single synchronous commit holds the event loop for long (SQLite's is on it).
+ */
+export const MAX_BATCH = 512;
+
+/**
+ * Group commit: messages sent during one event-loop turn are stored in one transaction
+ * (at most MAX_BATCH; the rest go in the next, right after).
  * One batch is in the store at a time, so batches commit in the order they were formed.
  * A failed batch fails each of its sends with STORE_UNAVAILABLE (nothing was stored, no
  * ack goes out); the client retries with the same client_msg_id.
@@ -45,8 +52,11 @@ export class MessageWriter {
   }
 
   private async flush(): Promise<void> {
-    const batch = this.queue;
-    this.queue = [];
+    let batch = this.queue;
+    if (batch.length > MAX_BATCH) {
+      this.queue = batch.slice(MAX_BATCH);
+      batch = batch.slice(0, MAX_BATCH);
+    } else this.queue = [];
     let results: AppendResult[];
     const started = process.hrtime.bigint();
     try {

@@ -871,6 +871,38 @@ export function storeConformance(name: string, factory: StoreFactory, options: {
         assert.equal((await ctx.store.getConversation(a))?.lastSeq, 4);
       });
 
+      it('continues seqs and finds earlier client_msg_ids when another store on the data wrote in between (a restart, a second node)', async () => {
+        const [first, second] = (await ctx.nodes(2)) as [Store, Store];
+        const id = await group();
+        await first.appendMessages([message(id, 'alice'), message(id, 'bob', { clientMsgId: 'b-1' })]);
+        const [next, repeat] = await second.appendMessages([
+          message(id, 'alice', { clientMsgId: 'a-1' }),
+          message(id, 'bob', { clientMsgId: 'b-1' }),
+        ]);
+        assert.deepEqual(
+          [next?.record.seq, next?.duplicate, repeat?.record.seq, repeat?.duplicate],
+          [3, false, 2, true],
+        );
+        const [again, after] = await first.appendMessages([
+          message(id, 'alice', { clientMsgId: 'a-1' }),
+          message(id, 'bob'),
+        ]);
+        assert.deepEqual(again, { record: next?.record, duplicate: true });
+        assert.equal(after?.record.seq, 4);
+        assert.deepEqual(seqsOf(await ctx.store.messagesAfter(id, 0, 10)), [1, 2, 3, 4]);
+        assert.equal((await ctx.store.getConversation(id))?.lastSeq, 4);
+      });
+
+      it('stores a batch after a failed one without a gap, client_msg_ids of the failed one included', async () => {
+        const id = await group();
+        await ctx.store.appendMessages([message(id, 'alice')]);
+        await assert.rejects(
+          ctx.store.appendMessages([message(id, 'alice', { clientMsgId: 'x-1' }), message(uid('missing'), 'alice')]),
+        );
+        const [retry] = await ctx.store.appendMessages([message(id, 'alice', { clientMsgId: 'x-1' })]);
+        assert.deepEqual([retry?.record.seq, retry?.duplicate], [2, false]);
+      });
+
       it('gives concurrent batches from several nodes seqs 1..N without gaps or repeats', async () => {
         const nodes = await ctx.nodes(4);
         const id = await group();

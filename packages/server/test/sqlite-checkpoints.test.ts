@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { SqliteStore, type SqliteStoreOptions } from '../src/store/sqlite-store.js';
+import type { NewMessage } from '../src/store/store.js';
+import { WalFrames } from '../src/store/wal-frames.js';
+import { startServer } from './helpers/test-server.js';
+
+const CONVERSATIONS = 40;
+const TEXT = 'x'.repeat(300);
+
+/** A store on a real file with `CONVERSATIONS` direct conversations, and a writer of batches spread over them. */
+async function openStore(file: string, options: SqliteStoreOptions = {}) {
+  const store = new SqliteStore(file, { checkpointThread: true, ...options });
+  await store.migrate();
+  let n = 0;
+  const batch = (size: number): NewMessage[] =>
+    Array.from({ length: size }, () => {
+      n++;
+      const conversationId = `dm_${n % CONVERSATIONS}`;
+      return {
+        id: `m-${n}`,
+        conversationId,
+        fromId: 'alice',
+        fromDevice: 'im_web',
+        clientMsgId: `c-${n}`,
+        ts: n,
+        serialize: (seq: number) => `{"conversation_id":"${conversationId}","seq":${seq},"text":"${TEXT}"}`,
+        createDirect: { members: ['alice', 'bob'] as [string, string] },
+      };
+    });
+  return { store, batch, written: () => n };
+}
+
+const walBytes = (file: string) => (existsSync(`${file}-wal`) ? statSync(`${file}-wal`).size : 0);
+/** A WAL of `pages` frames of 4096-byte pages: a 32-byte header, 24 bytes per frame header. */
+const walSizeOf = (pages: number) => 32 + pages * (24 + 4096);
+
+async function storedCount(store: SqliteStore): Promise<number> {
+  let total = 0;
+  for (let i = 0; i < CONVERSATIONS; i++) {
+    const rows = await store.messagesAfter(`dm_${i}`, 0, 100_000);
+    // Gap-free per conversation: seq k is the k-th row.
+    assert.deepEqual(
+      rows.map((row) => row.seq),
+      rows.map((_, k) => k + 1),
+    );
+    total += rows.length;
+  }
+  return total;
+}
+
+describe('SQLite checkpoints on a worker thread', () => {
+  let dir: string;
+  let files = 0;
+  const nextFile = () => join(dir, `db-${++files}`, 'gatehouse.db');
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-checkpoints-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('copies the WAL into the database file off the event loop, and the WAL starts over at the next write', async () => {
+    const file = nextFile();
+    // A trigger the writes below never reach: only the checkpoints asked for here run.
+    const { store, batch } = await openStore(file, { checkpointFrames: 1_000_000, checkpointIdleMs: 3_600_000 });
+    try {
+      for (let i = 0; i < 20; i++) await store.appendMessages(batch(20));
+      const wal = new WalFrames(file);
+      const before = wal.read();
+      assert.ok(before && before.waiting > 100, `frames waiting: ${JSON.stringify(before)}`);
+      const result = await store.checkpointer?.checkpointNow();
+      assert.ok(result && result.log > 100 && result.checkpointed === result.log, JSON.stringify(result));
+      assert.equal(wal.read()?.waiting, 0);
+      await store.appendMessages(batch(1));
+      const after = wal.read();
+      assert.ok(after && after.frames < 20, `the WAL started over: ${JSON.stringify(after)}`);
+      wal.close();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('keeps the WAL bounded under writes that never pause, and stores every message gap-free', async () => {
+    const file = nextFile();
+    const limit = 300;
+    const { store, batch, written } = await openStore(file, { walLimitPages: limit, checkpointFrames: 100 });
+    try {
+      const wal = new WalFrames(file);
+      let largest = 0;
+      let startedOver = 0;
+      let frames = 0;
+      for (let i = 0; i < 150; i++) {
+        await store.appendMessages(batch(25));
+        largest = Math.max(largest, walBytes(file));
+        const now = wal.read()?.frames ?? 0;
+        if (now < frames) startedOver++;
+        frames = now;
+      }
+      wal.close();
+      // Far more was written than the bound: the WAL filled and started over many times…
+      assert.ok(startedOver >= 5, `the WAL started over ${startedOver} times`);
+      // …and stayed within the bound plus the commits in flight when it was reached.
+      assert.ok(largest <= walSizeOf(limit * 2), `largest WAL ${largest} bytes, bound ${walSizeOf(limit)}`);
+      assert.equal(await storedCount(store), written());
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('loses nothing when the thread dies: checkpoints go back to the committing connection', async () => {
+    const file = nextFile();
+    const failures: Error[] = [];
+    const { store, batch, written } = await openStore(file, {
+      walLimitPages: 4000,
+      onCheckpointThreadFailure: (err) => failures.push(err),
+    });
+    try {
+      for (let i = 0; i < 50; i++) await store.appendMessages(batch(25));
+      const thread = store.checkpointer;
+      await thread?.kill();
+      assert.equal(failures.length, 1);
+      assert.equal(thread?.alive, false);
+      assert.equal(store.checkpointer, null);
+      assert.equal(store.db.pragma('wal_autocheckpoint', { simple: true }), 1000);
+      let largest = 0;
+      for (let i = 0; i < 150; i++) {
+        await store.appendMessages(batch(25));
+        largest = Math.max(largest, walBytes(file));
+      }
+      assert.ok(largest <= walSizeOf(2000), `largest WAL ${largest} bytes`);
+    } finally {
+      await store.close();
+    }
+    // Everything acknowledged is in the file, read by a new store (a restart).
+    const { store: reopened } = await openStore(file, { checkpointThread: false });
+    try {
+      assert.equal(await storedCount(reopened), written());
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('stops the thread on close, and the last connection removes the WAL', async () => {
+    const file = nextFile();
+    const { store, batch } = await openStore(file);
+    await store.appendMessages(batch(10));
+    const thread = store.checkpointer;
+    assert.equal(thread?.alive, true);
+    await store.close();
+    assert.equal(thread?.alive, false);
+    assert.equal(existsSync(`${file}-wal`), false);
+    await assert.rejects(thread?.checkpointNow() as Promise<unknown>, /not running/);
+  });
+
+  it('runs in a Gatehouse node with store.sqliteCheckpointThread, and not by default', async () => {
+    const on = await startServer({ store: { sqliteCheckpointThread: true } }, { dataDir: join(dir, 'node-on') });
+    const off = await startServer({}, { dataDir: join(dir, 'node-off') });
+    try {
+      const store = (server: typeof on) => server.gatehouse.services.store as SqliteStore;
+      assert.equal(store(on).checkpointer?.alive, true);
+      assert.equal(store(on).db.pragma('wal_autocheckpoint', { simple: true }), 4000);
+      assert.equal(store(off).checkpointer, null);
+      assert.equal(store(off).db.pragma('wal_autocheckpoint', { simple: true }), 1000);
+    } finally {
+      await on.close();
+      await off.close();
+    }
+  });
+});
