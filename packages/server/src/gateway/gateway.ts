@@ -17,7 +17,7 @@ import {
   UNAUTHENTICATED_FRAME_TYPES,
 } from '@gatehouse/protocol';
 import type { Logger } from 'pino';
-import { type RawData, WebSocketServer } from 'ws';
+import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { AuthContext, AuthService } from '../auth/auth-service.js';
 import { RateLimitedError, type RateLimits } from '../auth/rate-limits.js';
 import type { Clock } from '../clock.js';
@@ -41,6 +41,14 @@ const MAX_MALFORMED_FRAMES = 5;
 const MAX_RATE_DROPS = 20;
 /** Socket errors are followed by `close`, which does the cleanup. */
 const ignoreError = (): void => {};
+/** An upgrade socket's error handler: one function for every socket (no closure each). */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+/** The Connection of a ws socket, for listeners shared by every socket (a closure each costs ~200 bytes). */
+const CONNECTION = Symbol('connection');
+type ListenedSocket = WebSocket & { [CONNECTION]: Connection };
+const connectionOf = (ws: WebSocket): Connection => (ws as ListenedSocket)[CONNECTION];
 /**
  * Frames handled on a socket that has not authenticated: SPEC's list, plus `getuserinfo`,
  * whose handler answers such a socket itself (status 0, code 401, "Illegal Sources").
@@ -131,6 +139,12 @@ export class Gateway implements FrameContext {
   /** Connections whose slot claim is under way (not bound yet). */
   private readonly attaching = new WeakSet<Connection>();
   private closing = false;
+  /** The listeners of every socket, shared: `this` is the socket, its Connection is a property of it. */
+  private readonly socketListeners: {
+    message(this: WebSocket, data: RawData, isBinary: boolean): void;
+    pong(this: WebSocket): void;
+    close(this: WebSocket, code: number, reason: Buffer): void;
+  };
 
   constructor(options: GatewayOptions) {
     this.auth = options.auth;
@@ -170,6 +184,18 @@ export class Gateway implements FrameContext {
     }))
       this.handlers.set(name, handler);
     this.control.on((event) => this.onControl(event));
+    const gateway = this;
+    this.socketListeners = {
+      message(data, isBinary) {
+        gateway.onFrame(connectionOf(this), data, isBinary);
+      },
+      pong() {
+        connectionOf(this).awaitingPong = false;
+      },
+      close(code, reason) {
+        gateway.onClose(connectionOf(this), code, reason);
+      },
+    };
   }
 
   /** Adds a handler for a frame type (messaging registers message/ack/history). */
@@ -192,7 +218,7 @@ export class Gateway implements FrameContext {
   }
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     const request = parseHandshakeRequest(req, this.parseOptions);
     const up: Upgrade = { req, socket, head, request };
     const endpoint = request.endpoint;
@@ -321,7 +347,7 @@ export class Gateway implements FrameContext {
     writeHttpRefusal(up.socket, refusal);
   }
 
-  private upgrade(up: Upgrade, then: (ws: import('ws').WebSocket) => void): void {
+  private upgrade(up: Upgrade, then: (ws: WebSocket) => void): void {
     const socket = up.socket;
     // The client may have gone while the credential was checked.
     if (socket.destroyed) return;
@@ -393,28 +419,31 @@ export class Gateway implements FrameContext {
     });
   }
 
-  /** The socket's listeners, in a method of their own so that their closures keep only `conn` alive. */
+  /** The socket's listeners: shared functions that find `conn` on the socket. */
   private listen(conn: Connection): void {
-    conn.ws.on('message', (data, isBinary) => this.onFrame(conn, data, isBinary));
-    conn.ws.on('pong', () => {
-      conn.awaitingPong = false;
-    });
-    conn.ws.on('error', ignoreError);
-    conn.ws.on('close', (code, reason) => {
-      conn.closed = true;
-      if (this.log.isLevelEnabled('debug'))
-        this.log.debug(
-          { conn: conn.id, code, reason: reason.toString().slice(0, 123), principal: conn.auth?.principal.id },
-          'connection closed',
-        );
-      this.registry.remove(conn);
-      const slot = conn.slot;
-      if (slot)
-        this.inSlotOrder(slot, () =>
-          this.slots.releaseSlot(slot, conn.id).catch((err) => this.log.warn({ err }, 'slot release failed')),
-        );
-      this.hooks.onClosed?.(conn);
-    });
+    const ws = conn.ws as ListenedSocket;
+    ws[CONNECTION] = conn;
+    const listeners = this.socketListeners;
+    ws.on('message', listeners.message);
+    ws.on('pong', listeners.pong);
+    ws.on('error', ignoreError);
+    ws.on('close', listeners.close);
+  }
+
+  private onClose(conn: Connection, code: number, reason: Buffer): void {
+    conn.closed = true;
+    if (this.log.isLevelEnabled('debug'))
+      this.log.debug(
+        { conn: conn.id, code, reason: reason.toString().slice(0, 123), principal: conn.auth?.principal.id },
+        'connection closed',
+      );
+    this.registry.remove(conn);
+    const slot = conn.slot;
+    if (slot)
+      this.inSlotOrder(slot, () =>
+        this.slots.releaseSlot(slot, conn.id).catch((err) => this.log.warn({ err }, 'slot release failed')),
+      );
+    this.hooks.onClosed?.(conn);
   }
 
   /**
