@@ -338,6 +338,7 @@ export class Gateway implements FrameContext {
     this.upgrade(up, (ws) => {
       ws.send(errorEvent(code, message, status));
       ws.close(errorInfo(code).close ?? CloseCode.UNAUTHORIZED, code);
+      return undefined;
     });
   }
 
@@ -347,17 +348,22 @@ export class Gateway implements FrameContext {
     writeHttpRefusal(up.socket, refusal);
   }
 
-  private upgrade(up: Upgrade, then: (ws: WebSocket) => void): void {
+  private upgrade(up: Upgrade, then: (ws: WebSocket) => Connection | undefined): void {
     const socket = up.socket;
     // The client may have gone while the credential was checked.
     if (socket.destroyed) return;
     // The 101 response and the first frames (`connected`, the offline replay) leave in one
     // write when this turn ends, instead of one write (and one packet) each: the socket stays
-    // corked until the frame writer (whose flush is scheduled by then) has handed them over.
+    // corked until the end of the turn, and what the connection has queued by then (with an
+    // embedded store the replay's `offline_messages_complete` is, since its reads settle within
+    // the turn) is handed to the socket before it is uncorked.
     socket.cork();
     this.wss.handleUpgrade(up.req, socket, up.head, (ws) => {
-      then(ws);
-      setImmediate(() => socket.uncork());
+      const conn = then(ws);
+      setImmediate(() => {
+        if (conn) flushConnection(conn);
+        socket.uncork();
+      });
     });
   }
 
@@ -404,11 +410,11 @@ export class Gateway implements FrameContext {
             err_msg: '',
           });
         this.attach(conn, auth, greet).catch((err) => this.log.error({ err }, 'attach failed'));
-        return;
+        return conn;
       }
       if (firstFrame) {
         conn.sendRaw(firstFrame);
-        return;
+        return conn;
       }
       conn.send({
         type: 'connected',
@@ -416,6 +422,7 @@ export class Gateway implements FrameContext {
         body: { message: CONNECTED_UNAUTHENTICATED_MESSAGE, session_id: conn.id },
         err_msg: '',
       });
+      return conn;
     });
   }
 
