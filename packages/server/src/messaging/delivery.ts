@@ -18,9 +18,13 @@ interface DeliverHeader {
   t: number;
 }
 
+/** How every `deliver` header starts and how its member list ends (a string cannot hold `"` unescaped). */
+const MEMBERS_START = '{"m":';
+const MEMBERS_END = '],"c":';
+
 /**
  * Live fan-out. A stored message is published once to every node as
- * `{"c":conversation,"s":seq,"x":sender connection,"t":ms}\n[member ids]\n<frame JSON>`
+ * `{"m":[member ids],"c":conversation,"s":seq,"x":sender connection,"t":ms}\n<frame JSON>`
  * (agent notices as `{"x":agent to leave out}\n<frame JSON>` on their own topic);
  * each node encodes the frame once and writes the same bytes to every local socket of
  * every member. Nothing here is durable: a node that misses a publication leaves the
@@ -66,8 +70,11 @@ export class Delivery {
     exceptConnection: string | null,
   ) {
     const sentAt = Date.now();
-    const header = JSON.stringify({ c: conversationId, s: seq, x: exceptConnection, t: sentAt });
-    this.broker.publish(DELIVER_TOPIC, `${header}\n${this.membersJson(members)}\n${frame}`).then(
+    // The layout JSON.stringify gives {m, c, s, x, t}, which nodes of earlier versions parse.
+    const header =
+      `${MEMBERS_START}${this.membersJson(members)},"c":${JSON.stringify(conversationId)},"s":${seq},` +
+      `"x":${JSON.stringify(exceptConnection)},"t":${sentAt}}`;
+    this.broker.publish(DELIVER_TOPIC, `${header}\n${frame}`).then(
       () => this.observe.publish((Date.now() - sentAt) / 1000),
       (err) => this.log.warn({ err }, 'live delivery publish failed; cursor replay will deliver'),
     );
@@ -75,9 +82,9 @@ export class Delivery {
 
   /** Sends an event frame (not a stored message) to every device of these principals on every node. */
   publishEvent(principals: string[], frame: string): void {
-    const header = JSON.stringify({ c: null, s: 0, x: null, t: Date.now() });
+    const header = JSON.stringify({ m: principals, c: null, s: 0, x: null, t: Date.now() });
     this.broker
-      .publish(DELIVER_TOPIC, `${header}\n${JSON.stringify(principals)}\n${frame}`)
+      .publish(DELIVER_TOPIC, `${header}\n${frame}`)
       .catch((err) => this.log.warn({ err }, 'event publish failed'));
   }
 
@@ -99,24 +106,30 @@ export class Delivery {
   }
 
   private onDeliver(payload: string): void {
-    const headerEnd = payload.indexOf('\n');
-    const membersEnd = payload.indexOf('\n', headerEnd + 1);
-    if (membersEnd < 0) return;
+    const newline = payload.indexOf('\n');
+    if (newline < 0) return;
     let header: DeliverHeader;
-    let members: string[];
+    let members: unknown;
     try {
-      header = JSON.parse(payload.slice(0, headerEnd));
-      members = this.parseMembers(header.c, payload.slice(headerEnd + 1, membersEnd));
+      const membersEnd = payload.startsWith(MEMBERS_START) ? payload.indexOf(MEMBERS_END, MEMBERS_START.length) : -1;
+      if (membersEnd < 0 || membersEnd > newline) {
+        header = JSON.parse(payload.slice(0, newline));
+        members = (header as DeliverHeader & { m?: unknown }).m;
+      } else {
+        // The member list is cut out by position and parsed only when it changed (parseMembers).
+        header = JSON.parse(`{${payload.slice(membersEnd + 2, newline)}`);
+        members = this.parseMembers(header.c, payload.slice(MEMBERS_START.length, membersEnd + 1));
+      }
     } catch {
       return;
     }
     if (!Array.isArray(members)) return;
     const except = header.x;
     let frame: Buffer | null = null;
-    for (const member of members) {
+    for (const member of members as string[]) {
       const conns = this.registry.connectionsOf(member);
       if (!conns) continue;
-      frame ??= encodeTextFrame(payload.slice(membersEnd + 1));
+      frame ??= encodeTextFrame(payload.slice(newline + 1));
       if (conns instanceof Connection) {
         if (conns.id !== except) this.deliver(conns, header.c, header.s, frame);
       } else for (const conn of conns) if (conn.id !== except) this.deliver(conn, header.c, header.s, frame);
@@ -125,11 +138,12 @@ export class Delivery {
   }
 
   /** A member list from its JSON; a conversation's long list is parsed again only when it changed. */
-  private parseMembers(conversationId: string | null, json: string): string[] {
-    if (conversationId === null || json.length < KEEP_LISTS_FROM * 4) return JSON.parse(json);
+  private parseMembers(conversationId: string | null, json: string): unknown {
+    if (typeof conversationId !== 'string' || json.length < KEEP_LISTS_FROM * 4) return JSON.parse(json);
     const kept = this.parsedLists.get(conversationId);
     if (kept && kept.json === json) return kept.members;
-    const members = JSON.parse(json) as string[];
+    const members = JSON.parse(json) as unknown;
+    if (!Array.isArray(members)) return members;
     if (!kept && this.parsedLists.size >= MAX_KEPT_LISTS) this.parsedLists.clear();
     this.parsedLists.set(conversationId, { json, members });
     return members;
