@@ -135,6 +135,46 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it('delivers the next group message by the new member list on every node after a member is added or removed on one', async () => {
+      const [gina, hugo, ivan] = ['gina', 'hugo', 'ivan'];
+      const ginaA = await clients.device(a, '/ws', await loginUser(a, appKey, gina));
+      const hugoB = await clients.device(b, '/ws', await loginUser(b, appKey, hugo));
+      const ivanA = await clients.device(a, '/ws', await loginUser(a, appKey, ivan));
+      const created = await cluster.admin(c, 'POST', '/api/v1/conversations', {
+        kind: 'group',
+        name: 'moving',
+        members: [gina, hugo],
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const groupId = created.body.id as string;
+      // Both nodes send once, so each has the member list cached before it changes.
+      await sendOk(ginaA.client, { conversation_id: groupId, text: 'from A' });
+      assert.equal((await hugoB.client.next('message')).message.text, 'from A');
+      await sendOk(hugoB.client, { conversation_id: groupId, text: 'from B' });
+      assert.equal((await ginaA.client.next('message')).message.text, 'from B');
+
+      // Added on C: the next message sent on A (same node as the new member) and on B reaches it.
+      const added = await cluster.admin(c, 'POST', `/api/v1/conversations/${groupId}/members`, { members: [ivan] });
+      assert.equal(added.status, 200, JSON.stringify(added.body));
+      await sendOk(hugoB.client, { conversation_id: groupId, text: 'welcome, sent on B' });
+      assert.equal((await ivanA.client.next('message')).message.text, 'welcome, sent on B');
+      await sendOk(ginaA.client, { conversation_id: groupId, text: 'welcome, sent on A' });
+      assert.equal((await ivanA.client.next('message')).message.text, 'welcome, sent on A');
+      assert.equal((await ginaA.client.next('message')).message.text, 'welcome, sent on B');
+      assert.equal((await hugoB.client.next('message')).message.text, 'welcome, sent on A');
+
+      // Removed on C: the next message, sent on B and then on A, no longer reaches it; a direct
+      // message sent after them is the next thing it gets.
+      const removed = await cluster.admin(c, 'DELETE', `/api/v1/conversations/${groupId}/members/${ivan}`);
+      assert.equal(removed.status, 204);
+      await sendOk(hugoB.client, { conversation_id: groupId, text: 'after ivan left, sent on B' });
+      await sendOk(ginaA.client, { conversation_id: groupId, text: 'after ivan left, sent on A' });
+      await sendOk(hugoB.client, { to: ivan, text: 'marker' });
+      assert.equal((await ivanA.client.next('message')).message.text, 'marker');
+      assert.equal((await ginaA.client.next('message')).message.text, 'after ivan left, sent on B');
+      assert.equal((await hugoB.client.next('message')).message.text, 'after ivan left, sent on A');
+    });
+
     it('closes the older socket of a device type on A with kicked REPLACED and 4409 when it connects on B, and the newer one keeps working', async () => {
       const token = await loginUser(a, appKey, 'carol');
       const older = await clients.device(a, '/ws', token);

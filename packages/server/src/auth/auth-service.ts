@@ -345,11 +345,14 @@ export class AuthService {
   }
 
   private async checkRevocation(claims: AccessClaims): Promise<AuthContext> {
-    const state = await this.revocations.principal(claims.sub);
+    // Both looked up at once (one wait instead of two); the refusal order stays the same.
+    const [state, sessionRevoked] = await Promise.all([
+      this.revocations.principal(claims.sub),
+      this.revocations.sessionRevoked(claims.sid),
+    ]);
     if (state.blocked) throw new GatehouseError('FORBIDDEN', 'this account is blocked');
     if ((claims.ver ?? 0) < state.tokenVersion) throw new GatehouseError('TOKEN_REVOKED', 'token has been revoked');
-    if (await this.revocations.sessionRevoked(claims.sid))
-      throw new GatehouseError('TOKEN_REVOKED', 'session has been logged out');
+    if (sessionRevoked) throw new GatehouseError('TOKEN_REVOKED', 'session has been logged out');
     return {
       principal: { id: claims.sub, kind: claims.kind, name: claims.name ?? claims.sub },
       sid: claims.sid,

@@ -3,8 +3,11 @@ import type { PrincipalInfo, ServerFrame } from '@gatehouse/protocol';
 import type { WebSocket } from 'ws';
 import type { AuthContext } from '../auth/auth-service.js';
 import type { EndpointConfig } from '../config.js';
-import { encodeTextFrame, flushConnection, unsentBytes, writeFrame } from './frame-writer.js';
+import { encodeTextFrame, flushConnection, type QueuedFrames, unsentBytes, writeFrame } from './frame-writer.js';
 import type { DeviceContext } from './handshake-request.js';
+
+/** The initial value of the per-socket promise chains: one settled promise shared by every socket. */
+const SETTLED: Promise<void> = Promise.resolve();
 
 /** Live messages held back while a connection's offline replay runs (see Messaging.replay). */
 export interface ReplayState {
@@ -47,9 +50,9 @@ export class Connection {
   closed = false;
   replay: ReplayState | null = null;
   /** Replays of this socket run one after another (login replay, then a claim's backlog). */
-  replayQueue: Promise<void> = Promise.resolve();
+  replayQueue: Promise<void> = SETTLED;
   /** Settles when this socket's previous `message` entered the group commit: sends keep their order. */
-  sendOrder: Promise<void> = Promise.resolve();
+  sendOrder: Promise<void> = SETTLED;
 
   readonly id: string;
   readonly ws: WebSocket;
@@ -64,6 +67,8 @@ export class Connection {
   readonly maxBufferedBytes: number;
   /** Connection-bound token of an in-band `login` (valid only on this socket), if any. */
   wsToken: string | null = null;
+  /** Frames written this event-loop turn, not yet handed to the socket (frame-writer.ts). */
+  queuedFrames: QueuedFrames | null = null;
 
   constructor(options: ConnectionOptions) {
     this.id = options.id;

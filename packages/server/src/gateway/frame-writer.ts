@@ -36,13 +36,52 @@ export function encodeTextFrame(data: string | Buffer): Buffer {
   return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
 }
 
-/** Frames written to a connection during this event-loop turn, not yet handed to its socket. */
-interface Queued {
-  frames: Buffer[];
-  bytes: number;
+/**
+ * The frames queued for a socket during this event-loop turn, as the last link of a chain.
+ * Sockets given the same frames in the same order share the same links: a fan-out of one
+ * frame to every member appends the same link to each of them (the link made for the first
+ * socket is found again by the next ones), so queuing a delivery allocates nothing, and the
+ * frames of a link are joined into one buffer once, whatever number of sockets it goes to.
+ */
+export class QueuedFrames {
+  /** The link most recently made after this one, and its frame (the next socket usually wants it too). */
+  private nextFrame: Buffer | null = null;
+  private next: QueuedFrames | null = null;
+  private joined: Buffer | null = null;
+  readonly bytes: number;
+
+  constructor(
+    private readonly previous: QueuedFrames | null,
+    private readonly frame: Buffer,
+  ) {
+    this.bytes = (previous?.bytes ?? 0) + frame.length;
+  }
+
+  append(frame: Buffer): QueuedFrames {
+    if (this.nextFrame !== frame || this.next === null) {
+      this.next = new QueuedFrames(this, frame);
+      this.nextFrame = frame;
+    }
+    return this.next;
+  }
+
+  /** Every frame of the chain, in order, as one buffer (made once per link). */
+  buffer(): Buffer {
+    if (this.previous === null) return this.frame;
+    if (this.joined === null) {
+      const frames: Buffer[] = [];
+      for (let link: QueuedFrames | null = this; link !== null; link = link.previous) frames.push(link.frame);
+      this.joined = Buffer.concat(frames.reverse(), this.bytes);
+    }
+    return this.joined;
+  }
 }
 
-const queued = new Map<Connection, Queued>();
+/** Connections with frames queued this turn (each once: added when its queue goes from empty to not). */
+let dirty: Connection[] = [];
+/** The first link made this turn for a frame, found again by the next socket that gets the same frame first. */
+let lastFirstFrame: Buffer | null = null;
+let lastFirst: QueuedFrames | null = null;
 let flushScheduled = false;
 
 /**
@@ -52,13 +91,16 @@ let flushScheduled = false;
  * exceed its limit (a client that stopped reading) is cut off instead of buffered forever.
  */
 export function writeFrame(conn: Connection, frame: Buffer): void {
-  const entry = queued.get(conn);
-  if (entry) {
-    entry.frames.push(frame);
-    entry.bytes += frame.length;
-  } else {
+  const queued = conn.queuedFrames;
+  if (queued !== null) conn.queuedFrames = queued.append(frame);
+  else {
     if (!conn.socket.writable) return;
-    queued.set(conn, { frames: [frame], bytes: frame.length });
+    if (lastFirstFrame !== frame || lastFirst === null) {
+      lastFirst = new QueuedFrames(null, frame);
+      lastFirstFrame = frame;
+    }
+    conn.queuedFrames = lastFirst;
+    dirty.push(conn);
     if (!flushScheduled) {
       flushScheduled = true;
       setImmediate(flush);
@@ -69,49 +111,29 @@ export function writeFrame(conn: Connection, frame: Buffer): void {
 
 /** Bytes written to a connection that its peer has not taken yet: queued this turn, plus the socket's. */
 export function unsentBytes(conn: Connection): number {
-  return (queued.get(conn)?.bytes ?? 0) + conn.socket.writableLength;
+  return (conn.queuedFrames?.bytes ?? 0) + conn.socket.writableLength;
 }
 
 /** Hands a connection's queued frames to its socket now (before ws writes a close frame). */
 export function flushConnection(conn: Connection): void {
-  const entry = queued.get(conn);
-  if (!entry) return;
-  queued.delete(conn);
-  write(conn, entry);
+  const queued = conn.queuedFrames;
+  if (queued === null) return;
+  conn.queuedFrames = null;
+  write(conn, queued);
 }
 
-let lastFrames: Buffer[] | null = null;
-let lastJoined: Buffer | null = null;
-
-/**
- * The frames as one buffer. Members of a group get the same frames in the same turn, so
- * the join is made once and the same bytes are written to each of them.
- */
-function joined(frames: Buffer[]): Buffer {
-  const last = lastFrames;
-  if (last && last.length === frames.length && lastJoined) {
-    let same = true;
-    for (let i = 0; i < frames.length && same; i++) same = frames[i] === last[i];
-    if (same) return lastJoined;
-  }
-  lastFrames = frames;
-  lastJoined = Buffer.concat(frames);
-  return lastJoined;
-}
-
-function write(conn: Connection, entry: Queued): void {
+function write(conn: Connection, queued: QueuedFrames): void {
   const socket = conn.socket;
   if (!socket.writable) return;
-  socket.write(entry.frames.length === 1 ? (entry.frames[0] as Buffer) : joined(entry.frames));
+  socket.write(queued.buffer());
   if (socket.writableLength > conn.maxBufferedBytes) conn.cutOff();
 }
 
 function flush(): void {
   flushScheduled = false;
-  for (const [conn, entry] of queued) {
-    queued.delete(conn);
-    write(conn, entry);
-  }
-  lastFrames = null;
-  lastJoined = null;
+  const connections = dirty;
+  dirty = [];
+  lastFirstFrame = null;
+  lastFirst = null;
+  for (const conn of connections) flushConnection(conn);
 }

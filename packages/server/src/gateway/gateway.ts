@@ -17,7 +17,7 @@ import {
   UNAUTHENTICATED_FRAME_TYPES,
 } from '@gatehouse/protocol';
 import type { Logger } from 'pino';
-import { type RawData, WebSocketServer } from 'ws';
+import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { AuthContext, AuthService } from '../auth/auth-service.js';
 import { RateLimitedError, type RateLimits } from '../auth/rate-limits.js';
 import type { Clock } from '../clock.js';
@@ -41,6 +41,14 @@ const MAX_MALFORMED_FRAMES = 5;
 const MAX_RATE_DROPS = 20;
 /** Socket errors are followed by `close`, which does the cleanup. */
 const ignoreError = (): void => {};
+/** An upgrade socket's error handler: one function for every socket (no closure each). */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+/** The Connection of a ws socket, for listeners shared by every socket (a closure each costs ~200 bytes). */
+const CONNECTION = Symbol('connection');
+type ListenedSocket = WebSocket & { [CONNECTION]: Connection };
+const connectionOf = (ws: WebSocket): Connection => (ws as ListenedSocket)[CONNECTION];
 /**
  * Frames handled on a socket that has not authenticated: SPEC's list, plus `getuserinfo`,
  * whose handler answers such a socket itself (status 0, code 401, "Illegal Sources").
@@ -133,6 +141,12 @@ export class Gateway implements FrameContext {
   private closing = false;
   /** Set while the store could not be reached at start: every handshake is refused. */
   private starting = false;
+  /** The listeners of every socket, shared: `this` is the socket, its Connection is a property of it. */
+  private readonly socketListeners: {
+    message(this: WebSocket, data: RawData, isBinary: boolean): void;
+    pong(this: WebSocket): void;
+    close(this: WebSocket, code: number, reason: Buffer): void;
+  };
 
   constructor(options: GatewayOptions) {
     this.auth = options.auth;
@@ -172,6 +186,18 @@ export class Gateway implements FrameContext {
     }))
       this.handlers.set(name, handler);
     this.control.on((event) => this.onControl(event));
+    const gateway = this;
+    this.socketListeners = {
+      message(data, isBinary) {
+        gateway.onFrame(connectionOf(this), data, isBinary);
+      },
+      pong() {
+        connectionOf(this).awaitingPong = false;
+      },
+      close(code, reason) {
+        gateway.onClose(connectionOf(this), code, reason);
+      },
+    };
   }
 
   /**
@@ -205,7 +231,7 @@ export class Gateway implements FrameContext {
   }
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     const request = parseHandshakeRequest(req, this.parseOptions);
     const up: Upgrade = { req, socket, head, request };
     const endpoint = request.endpoint;
@@ -330,6 +356,7 @@ export class Gateway implements FrameContext {
     this.upgrade(up, (ws) => {
       ws.send(errorEvent(code, message, status));
       ws.close(errorInfo(code).close ?? CloseCode.UNAUTHORIZED, code);
+      return undefined;
     });
   }
 
@@ -339,17 +366,22 @@ export class Gateway implements FrameContext {
     writeHttpRefusal(up.socket, refusal);
   }
 
-  private upgrade(up: Upgrade, then: (ws: import('ws').WebSocket) => void): void {
+  private upgrade(up: Upgrade, then: (ws: WebSocket) => Connection | undefined): void {
     const socket = up.socket;
     // The client may have gone while the credential was checked.
     if (socket.destroyed) return;
     // The 101 response and the first frames (`connected`, the offline replay) leave in one
     // write when this turn ends, instead of one write (and one packet) each: the socket stays
-    // corked until the frame writer (whose flush is scheduled by then) has handed them over.
+    // corked until the end of the turn, and what the connection has queued by then (with an
+    // embedded store the replay's `offline_messages_complete` is, since its reads settle within
+    // the turn) is handed to the socket before it is uncorked.
     socket.cork();
     this.wss.handleUpgrade(up.req, socket, up.head, (ws) => {
-      then(ws);
-      setImmediate(() => socket.uncork());
+      const conn = then(ws);
+      setImmediate(() => {
+        if (conn) flushConnection(conn);
+        socket.uncork();
+      });
     });
   }
 
@@ -396,11 +428,11 @@ export class Gateway implements FrameContext {
             err_msg: '',
           });
         this.attach(conn, auth, greet).catch((err) => this.log.error({ err }, 'attach failed'));
-        return;
+        return conn;
       }
       if (firstFrame) {
         conn.sendRaw(firstFrame);
-        return;
+        return conn;
       }
       conn.send({
         type: 'connected',
@@ -408,31 +440,35 @@ export class Gateway implements FrameContext {
         body: { message: CONNECTED_UNAUTHENTICATED_MESSAGE, session_id: conn.id },
         err_msg: '',
       });
+      return conn;
     });
   }
 
-  /** The socket's listeners, in a method of their own so that their closures keep only `conn` alive. */
+  /** The socket's listeners: shared functions that find `conn` on the socket. */
   private listen(conn: Connection): void {
-    conn.ws.on('message', (data, isBinary) => this.onFrame(conn, data, isBinary));
-    conn.ws.on('pong', () => {
-      conn.awaitingPong = false;
-    });
-    conn.ws.on('error', ignoreError);
-    conn.ws.on('close', (code, reason) => {
-      conn.closed = true;
-      if (this.log.isLevelEnabled('debug'))
-        this.log.debug(
-          { conn: conn.id, code, reason: reason.toString().slice(0, 123), principal: conn.auth?.principal.id },
-          'connection closed',
-        );
-      this.registry.remove(conn);
-      const slot = conn.slot;
-      if (slot)
-        this.inSlotOrder(slot, () =>
-          this.slots.releaseSlot(slot, conn.id).catch((err) => this.log.warn({ err }, 'slot release failed')),
-        );
-      this.hooks.onClosed?.(conn);
-    });
+    const ws = conn.ws as ListenedSocket;
+    ws[CONNECTION] = conn;
+    const listeners = this.socketListeners;
+    ws.on('message', listeners.message);
+    ws.on('pong', listeners.pong);
+    ws.on('error', ignoreError);
+    ws.on('close', listeners.close);
+  }
+
+  private onClose(conn: Connection, code: number, reason: Buffer): void {
+    conn.closed = true;
+    if (this.log.isLevelEnabled('debug'))
+      this.log.debug(
+        { conn: conn.id, code, reason: reason.toString().slice(0, 123), principal: conn.auth?.principal.id },
+        'connection closed',
+      );
+    this.registry.remove(conn);
+    const slot = conn.slot;
+    if (slot)
+      this.inSlotOrder(slot, () =>
+        this.slots.releaseSlot(slot, conn.id).catch((err) => this.log.warn({ err }, 'slot release failed')),
+      );
+    this.hooks.onClosed?.(conn);
   }
 
   /**

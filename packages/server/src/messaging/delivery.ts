@@ -6,17 +6,41 @@ import { encodeTextFrame } from '../gateway/frame-writer.js';
 
 const DELIVER_TOPIC = 'deliver';
 const AGENTS_TOPIC = 'agents';
+/** Member lists at least this long have their JSON kept (sending side) and their parse kept (receiving side). */
+const KEEP_LISTS_FROM = 16;
+/** Parsed member lists kept on the receiving side (one per conversation; all dropped when full). */
+const MAX_KEPT_LISTS = 1_000;
+
+interface DeliverHeader {
+  c: string | null;
+  s: number;
+  x: string | null;
+  t: number;
+}
+
+/** How every `deliver` header starts and how its member list ends (a string cannot hold `"` unescaped). */
+const MEMBERS_START = '{"m":';
+const MEMBERS_END = '],"c":';
 
 /**
  * Live fan-out. A stored message is published once to every node as
- * `{"m":[member ids],"c":conversation,"s":seq,"x":sender connection}\n<frame JSON>`
+ * `{"m":[member ids],"c":conversation,"s":seq,"x":sender connection,"t":ms}\n<frame JSON>`
  * (agent notices as `{"x":agent to leave out}\n<frame JSON>` on their own topic);
  * each node encodes the frame once and writes the same bytes to every local socket of
  * every member. Nothing here is durable: a node that misses a publication leaves the
  * message to the cursor replay on the device's next authentication.
+ *
+ * A group's member list is the same from one message to the next: the sending node keeps
+ * its JSON per cached list (ConversationDirectory's frozen `memberList`), and a receiving
+ * node keeps the last list it parsed per conversation and reuses it while the JSON is
+ * equal (a comparison of bytes instead of a parse of a thousand strings per message).
  */
 export class Delivery {
   private readonly unsubscribers: (() => Promise<void>)[] = [];
+  /** JSON of frozen member lists (the directory's), made once per list. */
+  private readonly listJson = new WeakMap<readonly string[], string>();
+  /** The last member list parsed per conversation, with its JSON. */
+  private readonly parsedLists = new Map<string, { json: string; members: string[] }>();
 
   constructor(
     private readonly broker: Broker,
@@ -46,7 +70,10 @@ export class Delivery {
     exceptConnection: string | null,
   ) {
     const sentAt = Date.now();
-    const header = JSON.stringify({ m: members, c: conversationId, s: seq, x: exceptConnection, t: sentAt });
+    // The layout JSON.stringify gives {m, c, s, x, t}, which nodes of earlier versions parse.
+    const header =
+      `${MEMBERS_START}${this.membersJson(members)},"c":${JSON.stringify(conversationId)},"s":${seq},` +
+      `"x":${JSON.stringify(exceptConnection)},"t":${sentAt}}`;
     this.broker.publish(DELIVER_TOPIC, `${header}\n${frame}`).then(
       () => this.observe.publish((Date.now() - sentAt) / 1000),
       (err) => this.log.warn({ err }, 'live delivery publish failed; cursor replay will deliver'),
@@ -68,24 +95,58 @@ export class Delivery {
       .catch((err) => this.log.warn({ err }, 'agent notification failed'));
   }
 
+  private membersJson(members: readonly string[]): string {
+    if (members.length < KEEP_LISTS_FROM || !Object.isFrozen(members)) return JSON.stringify(members);
+    let json = this.listJson.get(members);
+    if (json === undefined) {
+      json = JSON.stringify(members);
+      this.listJson.set(members, json);
+    }
+    return json;
+  }
+
   private onDeliver(payload: string): void {
     const newline = payload.indexOf('\n');
-    let header: { m: string[]; c: string | null; s: number; x: string | null; t: number };
+    if (newline < 0) return;
+    let header: DeliverHeader;
+    let members: unknown;
     try {
-      header = JSON.parse(payload.slice(0, newline));
+      const membersEnd = payload.startsWith(MEMBERS_START) ? payload.indexOf(MEMBERS_END, MEMBERS_START.length) : -1;
+      if (membersEnd < 0 || membersEnd > newline) {
+        header = JSON.parse(payload.slice(0, newline));
+        members = (header as DeliverHeader & { m?: unknown }).m;
+      } else {
+        // The member list is cut out by position and parsed only when it changed (parseMembers).
+        header = JSON.parse(`{${payload.slice(membersEnd + 2, newline)}`);
+        members = this.parseMembers(header.c, payload.slice(MEMBERS_START.length, membersEnd + 1));
+      }
     } catch {
       return;
     }
+    if (!Array.isArray(members)) return;
+    const except = header.x;
     let frame: Buffer | null = null;
-    for (const member of header.m) {
+    for (const member of members as string[]) {
       const conns = this.registry.connectionsOf(member);
       if (!conns) continue;
       frame ??= encodeTextFrame(payload.slice(newline + 1));
       if (conns instanceof Connection) {
-        if (conns.id !== header.x) this.deliver(conns, header.c, header.s, frame);
-      } else for (const conn of conns) if (conn.id !== header.x) this.deliver(conn, header.c, header.s, frame);
+        if (conns.id !== except) this.deliver(conns, header.c, header.s, frame);
+      } else for (const conn of conns) if (conn.id !== except) this.deliver(conn, header.c, header.s, frame);
     }
     if (frame) this.observe.delivered((Date.now() - header.t) / 1000);
+  }
+
+  /** A member list from its JSON; a conversation's long list is parsed again only when it changed. */
+  private parseMembers(conversationId: string | null, json: string): unknown {
+    if (typeof conversationId !== 'string' || json.length < KEEP_LISTS_FROM * 4) return JSON.parse(json);
+    const kept = this.parsedLists.get(conversationId);
+    if (kept && kept.json === json) return kept.members;
+    const members = JSON.parse(json) as unknown;
+    if (!Array.isArray(members)) return members;
+    if (!kept && this.parsedLists.size >= MAX_KEPT_LISTS) this.parsedLists.clear();
+    this.parsedLists.set(conversationId, { json, members });
+    return members;
   }
 
   private deliver(conn: Connection, conversationId: string | null, seq: number, frame: Buffer): void {
