@@ -7,7 +7,7 @@ import { encodeTextFrame, flushConnection, type QueuedFrames, unsentBytes, write
 import type { DeviceContext } from './handshake-request.js';
 
 /** The initial value of the per-socket promise chains: one settled promise shared by every socket. */
-const SETTLED: Promise<void> = Promise.resolve();
+export const SETTLED: Promise<void> = Promise.resolve();
 
 /** Live messages held back while a connection's offline replay runs (see Messaging.replay). */
 export interface ReplayState {

@@ -5,7 +5,7 @@ import type { Clock } from '../clock.js';
 import type { GatehouseConfig } from '../config.js';
 import type { ControlChannel } from '../control-channel.js';
 import { GatehouseError } from '../errors.js';
-import type { Connection } from '../gateway/connection.js';
+import { type Connection, SETTLED } from '../gateway/connection.js';
 import { encodeTextFrame } from '../gateway/frame-writer.js';
 import type { ConversationRecord, MessageRecord, Store } from '../store/store.js';
 import type { ConversationDirectory, ConversationEntry } from './conversation-directory.js';
@@ -251,7 +251,12 @@ export class Messaging {
    */
   async replay(conn: Connection, conversationIds?: string[]): Promise<void> {
     const run = conn.replayQueue.then(() => this.replayNow(conn, conversationIds));
-    conn.replayQueue = run.catch(() => {});
+    const queued = run.catch(() => {});
+    conn.replayQueue = queued;
+    // Once nothing follows it, an idle socket goes back to the shared settled promise.
+    void queued.then(() => {
+      if (conn.replayQueue === queued) conn.replayQueue = SETTLED;
+    });
     return run;
   }
 
