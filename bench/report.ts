@@ -60,7 +60,7 @@ const value = (spec: MetricSpec, v: number) => `${fmt(v, spec.digits)} ${spec.un
 export function renderReport(
   results: ScenarioResults[],
   setupResults: SetupsResults[],
-  meta: { runs: number; started: Date; finished: Date; command: string },
+  meta: { runs: number; started: Date; finished: Date; command: string; findings?: string },
 ): { markdown: string; summary: string } {
   const machine = [
     `| nproc | ${nproc()} |`,
@@ -206,6 +206,8 @@ export function renderReport(
       'most self time.',
     '',
     ...sections.flatMap((s) => [s, '']),
+    // Its headings one level down: a section of this report (the file is bench/findings.md).
+    ...(meta.findings ? [meta.findings.trim().replace(/^#/gm, '##'), ''] : []),
   ].join('\n');
   return { markdown, summary: console.join('\n') };
 }

@@ -9,7 +9,7 @@
  * docs/benchmarks.md for a full run (every scenario), bench/results/latest.md otherwise.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -146,7 +146,9 @@ async function main(): Promise<void> {
   const target = out ?? (all ? join(root, 'docs/benchmarks.md') : join(root, 'bench/results/latest.md'));
   const argv = process.argv.slice(2);
   const command = argv.length > 0 ? `npm run bench -- ${argv.join(' ')}` : 'npm run bench';
-  const report = renderReport(results, setupResults, { runs, started, finished: new Date(), command });
+  // The hand-written findings (profiles before and after, what did not help) close the report.
+  const findings = readFileSync(join(root, 'bench/findings.md'), 'utf8');
+  const report = renderReport(results, setupResults, { runs, started, finished: new Date(), command, findings });
   mkdirSync(dirname(target), { recursive: true });
   writeFileSync(target, report.markdown);
   console.log(`\n${report.summary}\nwrote ${relative(process.cwd(), target)}`);
