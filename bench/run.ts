@@ -9,21 +9,32 @@
  * docs/benchmarks.md for a full run (every scenario), bench/results/latest.md otherwise.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BenchKey, Child } from './common.js';
-import { renderReport, type ScenarioResults, type SetupsResults } from './report.js';
+import { machineRows, type NotRun, renderReport, type ScenarioResults, type SetupsResults } from './report.js';
 import { crossNode } from './scenarios/cross-node.js';
 import { direct } from './scenarios/direct.js';
 import { fanout } from './scenarios/fanout.js';
 import { handshake } from './scenarios/handshake.js';
 import { reconnectStorm } from './scenarios/reconnect-storm.js';
 import { replay } from './scenarios/replay.js';
+import { scaleScenario } from './scenarios/scale.js';
 import type { Scenario, SetupsScenario, Side, SideContext } from './scenarios/types.js';
 
-const SCENARIOS: (Scenario | SetupsScenario)[] = [handshake, direct, fanout, replay, crossNode, reconnectStorm];
+const SCENARIOS: (Scenario | SetupsScenario)[] = [
+  handshake,
+  direct,
+  fanout,
+  replay,
+  crossNode,
+  reconnectStorm,
+  scaleScenario,
+];
+/** What `npm run bench` runs without `--scenario`: every scenario but the opt-in ones. */
+const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => !(s.kind === 'setups' && s.optIn));
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 function parseArgs(argv: string[]): { scenarios: (Scenario | SetupsScenario)[]; runs: number; out: string | null } {
@@ -51,7 +62,7 @@ function parseArgs(argv: string[]): { scenarios: (Scenario | SetupsScenario)[]; 
     } else throw new Error(`unknown argument ${arg}`);
   }
   names = names.map((n) => n.trim()).filter(Boolean);
-  const scenarios = names.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => names.includes(s.name));
+  const scenarios = names.length === 0 ? DEFAULT_SCENARIOS : SCENARIOS.filter((s) => names.includes(s.name));
   const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
   if (unknown.length > 0)
     throw new Error(`unknown scenario ${unknown.join(', ')} (have ${SCENARIOS.map((s) => s.name)})`);
@@ -95,6 +106,13 @@ async function runSide(scenario: Scenario, side: Side, key: BenchKey): Promise<R
     await server.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** An opt-in scenario's document relative to the report's folder, when one has been written. */
+function documentOf(scenario: SetupsScenario, from: string): string | undefined {
+  if (!scenario.document) return undefined;
+  const file = join(root, scenario.document.file);
+  return existsSync(file) ? relative(from, file) : undefined;
 }
 
 async function main(): Promise<void> {
@@ -142,14 +160,28 @@ async function main(): Promise<void> {
       entry.runs.push(await entry.scenario.run({ run, runs, key }));
     }
   }
-  const all = scenarios.length === SCENARIOS.length;
+  const all = DEFAULT_SCENARIOS.every((s) => scenarios.includes(s));
   const target = out ?? (all ? join(root, 'docs/benchmarks.md') : join(root, 'bench/results/latest.md'));
   const argv = process.argv.slice(2);
   const command = argv.length > 0 ? `npm run bench -- ${argv.join(' ')}` : 'npm run bench';
-  const report = renderReport(results, setupResults, { runs, started, finished: new Date(), command });
+  const notRun: NotRun[] = SCENARIOS.flatMap((s) =>
+    s.kind === 'setups' && s.optIn && !scenarios.includes(s)
+      ? [{ name: s.name, title: s.title, command: s.optIn, document: documentOf(s, dirname(target)) }]
+      : [],
+  );
+  const report = renderReport(results, setupResults, { runs, started, finished: new Date(), command, notRun });
   mkdirSync(dirname(target), { recursive: true });
   writeFileSync(target, report.markdown);
   console.log(`\n${report.summary}\nwrote ${relative(process.cwd(), target)}`);
+  // Scenarios with a document of their own (the opt-in scale scenario: docs/scale.md).
+  for (const entry of setupResults) {
+    if (!entry.scenario.document || entry.runs.every((r) => Object.keys(r.values).length === 0)) continue;
+    const { file: name, render } = entry.scenario.document;
+    const file = join(root, name);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, render(entry.runs, { command, started, machine: machineRows() }));
+    console.log(`wrote ${relative(process.cwd(), file)}`);
+  }
   clearTimeout(watchdog);
 }
 
