@@ -30,6 +30,7 @@ const ACK = Buffer.from('{"type":"ack"');
 const MESSAGE = Buffer.from('{"type":"message"');
 const OFFLINE = Buffer.from('{"type":"offline_message"');
 const OFFLINE_COMPLETE = Buffer.from('{"type":"offline_messages_complete"');
+const ERROR = Buffer.from('{"type":"error"');
 const startsWith = (data: Buffer, prefix: Buffer) =>
   data.length >= prefix.length && data.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
 
@@ -54,6 +55,8 @@ interface Client {
   connectedAt: number;
   /** `offline_messages_complete` on the current socket. */
   replayedAt: number;
+  /** The current socket's replay failed (an `error` frame, STORE_UNAVAILABLE: "reconnect to retry"). */
+  replayFailed: boolean;
   /** The SDK's attempt counter: counts from 1 again after a connection that lasted `STABLE_AFTER_MS`. */
   attempt: number;
   stableAt: number;
@@ -142,7 +145,11 @@ function onFrame(client: Client, data: Buffer): void {
   if (startsWith(data, MESSAGE)) record(client, data, false);
   else if (startsWith(data, OFFLINE)) record(client, data, true);
   else if (startsWith(data, OFFLINE_COMPLETE)) client.replayedAt = now();
-  else if (startsWith(data, ACK)) {
+  else if (startsWith(data, ERROR)) {
+    // The SDK only reports such an error (it does not reconnect), so neither does this client.
+    if (data.includes('STORE_UNAVAILABLE')) client.replayFailed = true;
+    note(`error frame: ${data.toString().slice(0, 160)}`);
+  } else if (startsWith(data, ACK)) {
     const waiter = client.onAck;
     client.onAck = null;
     waiter?.(data.toString());
@@ -154,6 +161,7 @@ function open(client: Client): void {
   client.node = node;
   client.connected = false;
   client.replayedAt = 0;
+  client.replayFailed = false;
   client.refusal = 0;
   const ws = new WebSocket(urls[node] as string, {
     headers: { authorization: `Bearer ${client.token}` },
@@ -248,6 +256,7 @@ serveRpc({
         connected: false,
         connectedAt: 0,
         replayedAt: 0,
+        replayFailed: false,
         attempt: 0,
         stableAt: 0,
         attemptsSinceMark: 0,
@@ -412,14 +421,16 @@ serveRpc({
     const back: number[] = [];
     const replayedAt: number[] = [];
     let replayed = 0;
+    let replayFailed = 0;
     let attempts = 0;
-    let stopped = 0;
+    const stopped: Record<string, number> = {};
     for (const index of args.indexes) {
       const c = byIndex.get(index);
       if (!c) continue;
       attempts += c.attemptsSinceMark;
-      if (c.stopped) stopped++;
+      if (c.stopped) stopped[c.stopped] = (stopped[c.stopped] ?? 0) + 1;
       if (!c.connected || c.connectedAt < markAt) continue;
+      if (c.replayFailed) replayFailed++;
       back.push(c.connectedAt);
       perNode[c.node] = (perNode[c.node] ?? 0) + 1;
       if (c.replayedAt >= c.connectedAt) {
@@ -427,7 +438,7 @@ serveRpc({
         replayedAt.push(c.replayedAt);
       }
     }
-    return { back, replayedAt, perNode, replayed, attempts, stopped };
+    return { back, replayedAt, perNode, replayed, replayFailed, attempts, stopped };
   },
 
   /** Clients that went through a reconnect since the mark, other than these (expected to stay put). */
