@@ -174,13 +174,25 @@ function chunks(ids: string[], maxBytes = 60_000): string[][] {
   return out;
 }
 
+/** `post`, again after 2 s on a 503 ("retry shortly": a busy PostgreSQL pool), for up to a minute. */
+async function postRetrying(url: string, body: unknown): Promise<any> {
+  const deadline = performance.now() + 60_000;
+  for (;;) {
+    try {
+      return await post(url, { 'x-admin-key': BENCH_ADMIN_KEY }, body);
+    } catch (err) {
+      if (!String(err).includes(': 503 ') || performance.now() >= deadline) throw err;
+      await sleep(2_000);
+    }
+  }
+}
+
 /** A group with these members through the admin API (created with the first chunk, the rest added). */
 async function createGroup(httpUrl: string, name: string, members: string[]): Promise<string> {
-  const headers = { 'x-admin-key': BENCH_ADMIN_KEY };
   const [first, ...rest] = chunks(members);
-  const created = await post(`${httpUrl}/api/v1/conversations`, headers, { kind: 'group', name, members: first });
+  const created = await postRetrying(`${httpUrl}/api/v1/conversations`, { kind: 'group', name, members: first });
   for (const chunk of rest)
-    await post(`${httpUrl}/api/v1/conversations/${created.id}/members`, headers, { members: chunk });
+    await postRetrying(`${httpUrl}/api/v1/conversations/${created.id}/members`, { members: chunk });
   return created.id as string;
 }
 
@@ -412,174 +424,189 @@ async function scaleRun(key: BenchKey, log: (line: string) => void): Promise<Set
       `idle: ${scale.idleCpuMsPerSec.toFixed(1)} ms CPU/s on the nodes, ${scale.idlePings} pings in ${(idleMs / 1000).toFixed(1)} s, machine ${scale.idleMachineBusy.toFixed(0)}% busy`,
     );
 
-    // 3. A group of GROUP_SIZE spread over the nodes: one message, then a second one.
-    const group = await createGroup(httpUrl, 'scale', [id(groupSender), ...receivers.map(id)]);
-    await Promise.all(loads.map((l) => l.call('watch', { conversationId: group, maxSeq: 2, members: receivers })));
-    for (const seq of [1, 2]) {
-      const sender = loads[plan.loadOf(groupSender)] as Child;
-      const sent = await sender.call<{ sentAt: number; ackAt: number; seq: number }>('send', {
-        from: groupSender,
-        conversationId: group,
-        tag: `${prefix}g${seq}`,
-      });
-      if (sent.seq !== seq) throw new Error(`group message got seq ${sent.seq}, expected ${seq}`);
-      const complete = await until(
-        async () => ((await watched(loads, group)).seqs[seq - 1]?.have ?? 0) >= receivers.length,
-        DELIVERY_DEADLINE_MS,
-        100,
-      );
-      // Late duplicates would show up within this.
-      await sleep(1_000);
-      const result = (await watched(loads, group, true)).seqs[seq - 1] as Watched['seqs'][number];
-      const latencies = result.arrivals.map((t) => t - sent.sentAt).sort((a, b) => a - b);
-      const key = seq === 1 ? 'group' : 'group2';
-      scale[`${key}Receivers`] = receivers.length;
-      scale[`${key}Received`] = result.have;
-      scale[`${key}Duplicated`] = result.duplicated;
-      scale[`${key}Strangers`] = result.strangers;
-      scale[`${key}LastMs`] = complete ? (latencies.at(-1) ?? Number.NaN) : Number.NaN;
-      scale[`${key}P50Ms`] = percentile(latencies, 50);
-      scale[`${key}P99Ms`] = percentile(latencies, 99);
-      scale[`${key}AckMs`] = sent.ackAt - sent.sentAt;
-      log(
-        `group message ${seq}: ${result.have}/${receivers.length} members, last after ${scale[`${key}LastMs`]?.toFixed(0)} ms, p50 ${scale[`${key}P50Ms`]?.toFixed(0)} ms, ${result.duplicated} duplicated`,
-      );
+    // 3. A group of GROUP_SIZE spread over the nodes: one message, then a second one. A phase
+    // that fails is reported as such; the next one still runs.
+    const skipped: SetupsRun['skipped'] = {};
+    try {
+      const group = await createGroup(httpUrl, 'scale', [id(groupSender), ...receivers.map(id)]);
+      await Promise.all(loads.map((l) => l.call('watch', { conversationId: group, maxSeq: 2, members: receivers })));
+      for (const seq of [1, 2]) {
+        const sender = loads[plan.loadOf(groupSender)] as Child;
+        const sent = await sender.call<{ sentAt: number; ackAt: number; seq: number }>('send', {
+          from: groupSender,
+          conversationId: group,
+          tag: `${prefix}g${seq}`,
+        });
+        if (sent.seq !== seq) throw new Error(`group message got seq ${sent.seq}, expected ${seq}`);
+        const complete = await until(
+          async () => ((await watched(loads, group)).seqs[seq - 1]?.have ?? 0) >= receivers.length,
+          DELIVERY_DEADLINE_MS,
+          100,
+        );
+        // Late duplicates would show up within this.
+        await sleep(1_000);
+        const result = (await watched(loads, group, true)).seqs[seq - 1] as Watched['seqs'][number];
+        const latencies = result.arrivals.map((t) => t - sent.sentAt).sort((a, b) => a - b);
+        const key = seq === 1 ? 'group' : 'group2';
+        scale[`${key}Receivers`] = receivers.length;
+        scale[`${key}Received`] = result.have;
+        scale[`${key}Duplicated`] = result.duplicated;
+        scale[`${key}Strangers`] = result.strangers;
+        scale[`${key}LastMs`] = complete ? (latencies.at(-1) ?? Number.NaN) : Number.NaN;
+        scale[`${key}P50Ms`] = percentile(latencies, 50);
+        scale[`${key}P99Ms`] = percentile(latencies, 99);
+        scale[`${key}AckMs`] = sent.ackAt - sent.sentAt;
+        log(
+          `group message ${seq}: ${result.have}/${receivers.length} members, last after ${scale[`${key}LastMs`]?.toFixed(0)} ms, p50 ${scale[`${key}P50Ms`]?.toFixed(0)} ms, ${result.duplicated} duplicated`,
+        );
+      }
+    } catch (err) {
+      skipped.group = reason(err) ?? String(err);
+      log(`group phase failed: ${skipped.group}`);
     }
 
     // 4. Node C killed. The other two must take its clients, so they shed clients first if the
     // open-files limit would not leave room for them (each keeps capacity − half of C's − margin).
-    const open4 = await openOn();
-    const keep = Math.max(0, capacity - Math.ceil((open4[killed] as number) / 2) - SURVIVOR_MARGIN);
-    const shed: number[] = [];
-    for (const k of [0, 1]) {
-      const excess = (open4[k] as number) - keep;
-      if (excess <= 0) continue;
-      const candidates = range(0, total)
-        .filter((i) => plan.nodeOf(i) === k && i !== outageSender && i !== groupSender)
-        .reverse();
-      shed.push(...candidates.slice(0, excess));
-    }
-    await Promise.all(
-      loads.map((l, li) => l.call('close', { indexes: shed.filter((i) => plan.loadOf(i) === li) }, 60_000)),
-    );
-    await until(async () => {
-      const open = await openOn();
-      return (open[0] as number) <= keep && (open[1] as number) <= keep;
-    }, 20_000);
-    const outage = await createGroup(httpUrl, 'outage', [id(outageSender), ...killedClients.map(id)]);
-    await Promise.all(
-      loads.map((l) => l.call('watch', { conversationId: outage, maxSeq: OUTAGE_MESSAGES, members: killedClients })),
-    );
-    const openAtKill = await openOn();
-    scale.killedSockets = openAtKill[killed] as number;
-    scale.survivorsBeforeA = openAtKill[0] as number;
-    scale.survivorsBeforeB = openAtKill[1] as number;
-    scale.shed = shed.length;
-    const markAt = now();
-    await Promise.all(loads.map((l) => l.call('markOutage', { at: markAt })));
-    const victim = nodes[killed] as Child;
-    process.kill(victim.pid as number, 'SIGKILL');
-    const killAt = now();
-    await victim.ready.catch(() => {});
-    await victim.stop();
-    // Messages to every client of the killed node while they are away (sent from node A).
-    const senderLoad = loads[plan.loadOf(outageSender)] as Child;
-    const sentAt: number[] = [];
-    for (let k = 1; k <= OUTAGE_MESSAGES; k++) {
-      const sent = await senderLoad.call<{ sentAt: number; seq: number }>('send', {
-        from: outageSender,
-        conversationId: outage,
-        tag: `${prefix}o${k}`,
-      });
-      sentAt.push(sent.sentAt - killAt);
-    }
-    scale.outageSentLastMs = sentAt.at(-1) as number;
-    type Back = {
-      back: number[];
-      replayedAt: number[];
-      perNode: number[];
-      replayed: number;
-      replayFailed: number;
-      attempts: number;
-      stopped: Record<string, number>;
-    };
-    const reconnected = async () => {
-      const parts = await Promise.all(
-        loads.map((l) => l.call<Back>('reconnected', { indexes: killedClients }, 60_000)),
+    try {
+      // The group of C's clients first, while the nodes are idle.
+      const outage = await createGroup(httpUrl, 'outage', [id(outageSender), ...killedClients.map(id)]);
+      await Promise.all(
+        loads.map((l) => l.call('watch', { conversationId: outage, maxSeq: OUTAGE_MESSAGES, members: killedClients })),
       );
-      return {
-        back: parts.flatMap((p) => p.back),
-        replayedAt: parts.flatMap((p) => p.replayedAt),
-        perNode: NODES.map((_, k) => sum(parts.map((p) => p.perNode[k] ?? 0))),
-        replayed: sum(parts.map((p) => p.replayed)),
-        replayFailed: sum(parts.map((p) => p.replayFailed)),
-        attempts: sum(parts.map((p) => p.attempts)),
-        stopped: sum(parts.flatMap((p) => Object.values(p.stopped))),
-        replaced: sum(
-          parts.flatMap((p) =>
-            Object.entries(p.stopped)
-              .filter(([k]) => k.startsWith('4409'))
-              .map(([, v]) => v),
+      const open4 = await openOn();
+      const keep = Math.max(0, capacity - Math.ceil((open4[killed] as number) / 2) - SURVIVOR_MARGIN);
+      const shed: number[] = [];
+      for (const k of [0, 1]) {
+        const excess = (open4[k] as number) - keep;
+        if (excess <= 0) continue;
+        const candidates = range(0, total)
+          .filter((i) => plan.nodeOf(i) === k && i !== outageSender && i !== groupSender)
+          .reverse();
+        shed.push(...candidates.slice(0, excess));
+      }
+      await Promise.all(
+        loads.map((l, li) => l.call('close', { indexes: shed.filter((i) => plan.loadOf(i) === li) }, 60_000)),
+      );
+      await until(async () => {
+        const open = await openOn();
+        return (open[0] as number) <= keep && (open[1] as number) <= keep;
+      }, 20_000);
+      // Each close releases a device slot and a presence count in PostgreSQL: let that drain.
+      await sleep(5_000);
+      const openAtKill = await openOn();
+      scale.killedSockets = openAtKill[killed] as number;
+      scale.survivorsBeforeA = openAtKill[0] as number;
+      scale.survivorsBeforeB = openAtKill[1] as number;
+      scale.shed = shed.length;
+      const markAt = now();
+      await Promise.all(loads.map((l) => l.call('markOutage', { at: markAt })));
+      const victim = nodes[killed] as Child;
+      process.kill(victim.pid as number, 'SIGKILL');
+      const killAt = now();
+      await victim.ready.catch(() => {});
+      await victim.stop();
+      // Messages to every client of the killed node while they are away (sent from node A).
+      const senderLoad = loads[plan.loadOf(outageSender)] as Child;
+      const sentAt: number[] = [];
+      for (let k = 1; k <= OUTAGE_MESSAGES; k++) {
+        const sent = await senderLoad.call<{ sentAt: number; seq: number }>('send', {
+          from: outageSender,
+          conversationId: outage,
+          tag: `${prefix}o${k}`,
+        });
+        sentAt.push(sent.sentAt - killAt);
+      }
+      scale.outageSentLastMs = sentAt.at(-1) as number;
+      type Back = {
+        back: number[];
+        replayedAt: number[];
+        perNode: number[];
+        replayed: number;
+        replayFailed: number;
+        attempts: number;
+        stopped: Record<string, number>;
+      };
+      const reconnected = async () => {
+        const parts = await Promise.all(
+          loads.map((l) => l.call<Back>('reconnected', { indexes: killedClients }, 60_000)),
+        );
+        return {
+          back: parts.flatMap((p) => p.back),
+          replayedAt: parts.flatMap((p) => p.replayedAt),
+          perNode: NODES.map((_, k) => sum(parts.map((p) => p.perNode[k] ?? 0))),
+          replayed: sum(parts.map((p) => p.replayed)),
+          replayFailed: sum(parts.map((p) => p.replayFailed)),
+          attempts: sum(parts.map((p) => p.attempts)),
+          stopped: sum(parts.flatMap((p) => Object.values(p.stopped))),
+          replaced: sum(
+            parts.flatMap((p) =>
+              Object.entries(p.stopped)
+                .filter(([k]) => k.startsWith('4409'))
+                .map(([, v]) => v),
+            ),
+          ),
+        };
+      };
+      const allBack = await until(
+        async () => {
+          // Done when every client is back with its replay over (or failed), or has stopped.
+          const r = await reconnected();
+          return r.back.length + r.stopped >= killedClients.length && r.replayed + r.replayFailed >= r.back.length;
+        },
+        RECONNECT_DEADLINE_MS,
+        500,
+      );
+      await sleep(1_000);
+      const r = await reconnected();
+      const w = await watched(loads, outage, true);
+      const back = r.back.map((t) => t - killAt).sort((a, b) => a - b);
+      scale.killedClients = killedClients.length;
+      scale.back = back.length;
+      scale.notBack = killedClients.length - back.length;
+      scale.backP50Ms = percentile(back, 50);
+      scale.backP99Ms = percentile(back, 99);
+      scale.backMaxMs = back.at(-1) ?? Number.NaN;
+      scale.replayedMaxMs = Math.max(...r.replayedAt.map((t) => t - killAt));
+      scale.backOnA = r.perNode[0] as number;
+      scale.backOnB = r.perNode[1] as number;
+      scale.attempts = r.attempts;
+      scale.stopped = r.stopped;
+      scale.stoppedReplaced = r.replaced;
+      scale.replayFailed = r.replayFailed;
+      scale.outageMessages = OUTAGE_MESSAGES;
+      scale.outageExpected = killedClients.length * OUTAGE_MESSAGES;
+      scale.outageReceived = sum(w.seqs.map((s) => s.have));
+      scale.outageDuplicated = sum(w.seqs.map((s) => s.duplicated));
+      scale.outageStrangers = sum(w.seqs.map((s) => s.strangers));
+      scale.outageViaReplay = w.replayed;
+      scale.outageLive = w.live;
+      scale.outageAllMs = Math.max(...w.seqs.flatMap((s) => s.arrivals.map((t) => t - killAt)));
+      scale.disturbed = sum(
+        await Promise.all(
+          loads.map((l) =>
+            l.call<{ disturbed: number }>('disturbed', { except: killedClients }).then((d) => d.disturbed),
           ),
         ),
-      };
-    };
-    const allBack = await until(
-      async () => {
-        // Done when every client is back with its replay over (or failed), or has stopped.
-        const r = await reconnected();
-        return r.back.length + r.stopped >= killedClients.length && r.replayed + r.replayFailed >= r.back.length;
-      },
-      RECONNECT_DEADLINE_MS,
-      500,
-    );
-    await sleep(1_000);
-    const r = await reconnected();
-    const w = await watched(loads, outage, true);
-    const back = r.back.map((t) => t - killAt).sort((a, b) => a - b);
-    scale.killedClients = killedClients.length;
-    scale.back = back.length;
-    scale.notBack = killedClients.length - back.length;
-    scale.backP50Ms = percentile(back, 50);
-    scale.backP99Ms = percentile(back, 99);
-    scale.backMaxMs = back.at(-1) ?? Number.NaN;
-    scale.replayedMaxMs = Math.max(...r.replayedAt.map((t) => t - killAt));
-    scale.backOnA = r.perNode[0] as number;
-    scale.backOnB = r.perNode[1] as number;
-    scale.attempts = r.attempts;
-    scale.stopped = r.stopped;
-    scale.stoppedReplaced = r.replaced;
-    scale.replayFailed = r.replayFailed;
-    scale.outageMessages = OUTAGE_MESSAGES;
-    scale.outageExpected = killedClients.length * OUTAGE_MESSAGES;
-    scale.outageReceived = sum(w.seqs.map((s) => s.have));
-    scale.outageDuplicated = sum(w.seqs.map((s) => s.duplicated));
-    scale.outageStrangers = sum(w.seqs.map((s) => s.strangers));
-    scale.outageViaReplay = w.replayed;
-    scale.outageLive = w.live;
-    scale.outageAllMs = Math.max(...w.seqs.flatMap((s) => s.arrivals.map((t) => t - killAt)));
-    scale.disturbed = sum(
-      await Promise.all(
-        loads.map((l) =>
-          l.call<{ disturbed: number }>('disturbed', { except: killedClients }).then((d) => d.disturbed),
-        ),
-      ),
-    );
-    const openAfterKill = await Promise.all(
-      nodes.slice(0, 2).map((n) => n.call<{ open: number }>('connections').then((c) => c.open)),
-    );
-    scale.survivorsAfterA = openAfterKill[0] as number;
-    scale.survivorsAfterB = openAfterKill[1] as number;
-    scale.survivorFdsMax = Math.max(fdCount(nodes[0]?.pid), fdCount(nodes[1]?.pid));
-    scale.complete = allBack ? 1 : 0;
-    log(
-      `node C killed with ${scale.killedSockets} sockets: ${back.length}/${killedClients.length} back (A ${scale.backOnA}, B ${scale.backOnB}), ` +
-        `last after ${scale.backMaxMs.toFixed(0)} ms, p50 ${scale.backP50Ms.toFixed(0)} ms; outage messages ${scale.outageReceived}/${scale.outageExpected} ` +
-        `(${w.replayed} frames by replay, ${w.live} live, ${scale.outageDuplicated} duplicated)`,
-    );
-    const problems = (await loadStatus()).flatMap((s) => s.problems);
-    if (problems.length > 0) log(`load problems: ${problems.slice(0, 5).join('; ')}`);
-    return { values, skipped: {} };
+      );
+      const openAfterKill = await Promise.all(
+        nodes.slice(0, 2).map((n) => n.call<{ open: number }>('connections').then((c) => c.open)),
+      );
+      scale.survivorsAfterA = openAfterKill[0] as number;
+      scale.survivorsAfterB = openAfterKill[1] as number;
+      scale.survivorFdsMax = Math.max(fdCount(nodes[0]?.pid), fdCount(nodes[1]?.pid));
+      scale.complete = allBack ? 1 : 0;
+      log(
+        `node C killed with ${scale.killedSockets} sockets: ${back.length}/${killedClients.length} back (A ${scale.backOnA}, B ${scale.backOnB}), ` +
+          `last after ${scale.backMaxMs.toFixed(0)} ms, p50 ${scale.backP50Ms.toFixed(0)} ms; outage messages ${scale.outageReceived}/${scale.outageExpected} ` +
+          `(${w.replayed} frames by replay, ${w.live} live, ${scale.outageDuplicated} duplicated)`,
+      );
+      const problems = (await loadStatus()).flatMap((s) => s.problems);
+      if (problems.length > 0) log(`load problems: ${problems.slice(0, 5).join('; ')}`);
+    } catch (err) {
+      skipped.kill = reason(err) ?? String(err);
+      log(`node-kill phase failed: ${skipped.kill}`);
+    }
+    return { values, skipped };
   } finally {
     await Promise.all(loads.map((l) => l.stop()));
     for (const node of nodes) await node.stop();
@@ -616,6 +643,13 @@ function section(runs: SetupsRun[]): string {
     return `| ${what} | ${fmt(receivers)} | ${fmt(s(`${key}Received`))} | ${fmt(s(`${key}Duplicated`))} | ${fmt(s(`${key}AckMs`), 1)} ms | ${fmt(s(`${key}P50Ms`), 1)} ms | ${fmt(s(`${key}P99Ms`), 1)} ms | ${fmt(s(`${key}LastMs`), 1)} ms | ${exact ? 'yes' : '**no**'} |`;
   };
   const lost = s('outageExpected') - s('outageReceived');
+  /** A phase that failed in every run: why (its table is left out). */
+  const failed = (phase: string, key: string) =>
+    ran.every((r) => r.values.scale?.[key] === undefined)
+      ? `**Not measured**: ${[...new Set(ran.map((r) => r.skipped[phase] ?? 'no result'))].join('; ')}`
+      : null;
+  const groupFailed = failed('group', 'groupReceivers');
+  const killFailed = failed('kill', 'killedClients');
   return [
     ...head,
     `Not part of the default \`npm run bench\` (it takes about 3–4 minutes and every socket the machine allows); run it with \`${SCALE_COMMAND}\`.`,
@@ -653,35 +687,43 @@ function section(runs: SetupsRun[]): string {
     '',
     '### One message to a group of 10,000 members over the three nodes',
     '',
-    '| message | receivers | received | duplicated | sender’s ack | delivery p50 | p99 | last delivery | every member exactly once |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---|',
-    group('group', 'first (member list not yet cached)'),
-    group('group2', 'second'),
-    '',
-    'Times count from the sender writing the `message` frame to each member’s `message` frame (every process reads the same clock).',
+    ...(groupFailed
+      ? [groupFailed]
+      : [
+          '| message | receivers | received | duplicated | sender’s ack | delivery p50 | p99 | last delivery | every member exactly once |',
+          '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+          group('group', 'first (member list not yet cached)'),
+          group('group2', 'second'),
+          '',
+          'Times count from the sender writing the `message` frame to each member’s `message` frame (every process reads the same clock).',
+        ]),
     '',
     '### Node C killed (SIGKILL)',
     '',
-    '| | |',
-    '|---|---:|',
-    `| sockets on node C when killed | ${fmt(s('killedSockets'))} |`,
-    `| sockets on nodes A / B before (after shedding ${fmt(s('shed'))} clients to leave room) | ${fmt(s('survivorsBeforeA'))} / ${fmt(s('survivorsBeforeB'))} |`,
-    s('notBack') === 0
-      ? `| **time until every client of C is connected elsewhere** (last client) | **${seconds(s('backMaxMs'))}** |`
-      : `| **time until every client of C is connected elsewhere** | **not reached**: ${fmt(s('notBack'))} not back within ${RECONNECT_DEADLINE_MS / 1000} s (the last of the others after ${seconds(s('backMaxMs'))}) |`,
-    `| p50 / p99 | ${seconds(s('backP50Ms'))} / ${seconds(s('backP99Ms'))} |`,
-    `| clients back on A / B | ${fmt(s('backOnA'))} / ${fmt(s('backOnB'))} |`,
-    `| clients not back after ${RECONNECT_DEADLINE_MS / 1000} s | ${fmt(s('notBack'))}, of which ${fmt(s('stoppedReplaced'))} stopped on a 4409 \`REPLACED\` (${fmt(s('stopped'))} stopped in all) |`,
-    `| connection attempts after the kill (incl. failed ones) | ${fmt(s('attempts'))} |`,
-    `| clients of A and B that had to reconnect | ${fmt(s('disturbed'))} |`,
-    `| messages sent to C’s clients after the kill (group of all of them, from a client on A) | ${fmt(s('outageMessages'))}, the last ${seconds(s('outageSentLastMs'))} after the kill |`,
-    `| **received after reconnecting** (client × message) | **${fmt(s('outageReceived'))} of ${fmt(s('outageExpected'))}**: ${lost === 0 ? 'nothing lost' : `**${fmt(lost)} not received**`} |`,
-    `| clients back whose replay failed (an \`error\` frame STORE_UNAVAILABLE, “offline replay failed; reconnect to retry”; the SDK reports it and stays connected, so does this client) | ${fmt(s('replayFailed'))} |`,
-    `| … frames by offline replay / live | ${fmt(s('outageViaReplay'))} / ${fmt(s('outageLive'))} |`,
-    `| … duplicated (same seq twice to one client: delivery is at-least-once, the SDK drops such a frame by seq) | ${fmt(s('outageDuplicated'))} |`,
-    `| time until every client had every message | ${seconds(s('outageAllMs'))} |`,
-    `| time until every replay was over (\`offline_messages_complete\`) | ${seconds(s('replayedMaxMs'))} |`,
-    `| sockets on A / B afterwards | ${fmt(s('survivorsAfterA'))} / ${fmt(s('survivorsAfterB'))} |`,
+    ...(killFailed
+      ? [killFailed]
+      : [
+          '| | |',
+          '|---|---:|',
+          `| sockets on node C when killed | ${fmt(s('killedSockets'))} |`,
+          `| sockets on nodes A / B before (after shedding ${fmt(s('shed'))} clients to leave room) | ${fmt(s('survivorsBeforeA'))} / ${fmt(s('survivorsBeforeB'))} |`,
+          s('notBack') === 0
+            ? `| **time until every client of C is connected elsewhere** (last client) | **${seconds(s('backMaxMs'))}** |`
+            : `| **time until every client of C is connected elsewhere** | **not reached**: ${fmt(s('notBack'))} not back within ${RECONNECT_DEADLINE_MS / 1000} s (the last of the others after ${seconds(s('backMaxMs'))}) |`,
+          `| p50 / p99 | ${seconds(s('backP50Ms'))} / ${seconds(s('backP99Ms'))} |`,
+          `| clients back on A / B | ${fmt(s('backOnA'))} / ${fmt(s('backOnB'))} |`,
+          `| clients not back after ${RECONNECT_DEADLINE_MS / 1000} s | ${fmt(s('notBack'))}, of which ${fmt(s('stoppedReplaced'))} stopped on a 4409 \`REPLACED\` (${fmt(s('stopped'))} stopped in all) |`,
+          `| connection attempts after the kill (incl. failed ones) | ${fmt(s('attempts'))} |`,
+          `| clients of A and B that had to reconnect | ${fmt(s('disturbed'))} |`,
+          `| messages sent to C’s clients after the kill (group of all of them, from a client on A) | ${fmt(s('outageMessages'))}, the last ${seconds(s('outageSentLastMs'))} after the kill |`,
+          `| **received after reconnecting** (client × message) | **${fmt(s('outageReceived'))} of ${fmt(s('outageExpected'))}**: ${lost === 0 ? 'nothing lost' : `**${fmt(lost)} not received**`} |`,
+          `| clients back whose replay failed (an \`error\` frame STORE_UNAVAILABLE, “offline replay failed; reconnect to retry”; the SDK reports it and stays connected, so does this client) | ${fmt(s('replayFailed'))} |`,
+          `| … frames by offline replay / live | ${fmt(s('outageViaReplay'))} / ${fmt(s('outageLive'))} |`,
+          `| … duplicated (same seq twice to one client: delivery is at-least-once, the SDK drops such a frame by seq) | ${fmt(s('outageDuplicated'))} |`,
+          `| time until every client had every message | ${seconds(s('outageAllMs'))} |`,
+          `| time until every replay was over (\`offline_messages_complete\`) | ${seconds(s('replayedMaxMs'))} |`,
+          `| sockets on A / B afterwards | ${fmt(s('survivorsAfterA'))} / ${fmt(s('survivorsAfterB'))} |`,
+        ]),
     '',
     '### Machine limits used',
     '',
