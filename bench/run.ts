@@ -6,7 +6,8 @@
  * process (one side after the other, never both at once). CPU and memory are read inside
  * the server process over IPC. Scenarios of kind `setups` (cross-node) compare setups of
  * Gatehouse with each other instead, starting their own processes. Writes
- * docs/benchmarks.md for a full run (every scenario), bench/results/latest.md otherwise.
+ * docs/benchmarks.md for a full run (every default scenario), bench/results/latest.md otherwise.
+ * Opt-in scenarios (`scale`) run only when named; the report lists them with their command.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
