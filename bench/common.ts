@@ -144,6 +144,22 @@ export function serverStats(args: { gc?: boolean } | undefined): ServerStats {
   return { cpuUs: cpu.user + cpu.system, systemUs: cpu.system, rss: memory.rss, heapUsed: memory.heapUsed };
 }
 
+/**
+ * A server's memory once it has settled: a forced GC every 500 ms until two readings in a
+ * row agree within 0.5% (the first reading after a burst of work is often ~10 MB higher).
+ */
+export async function settledStats(server: Child): Promise<ServerStats> {
+  let last = await server.call<ServerStats>('stats', { gc: true });
+  for (let i = 0; i < 8; i++) {
+    await sleep(500);
+    const next = await server.call<ServerStats>('stats', { gc: true });
+    const stable = Math.abs(next.rss - last.rss) <= last.rss * 0.005;
+    last = next;
+    if (stable) break;
+  }
+  return last;
+}
+
 /** The bench's shared signing key: both servers verify HS256 tokens made with it. */
 export interface BenchKey {
   kid: string;

@@ -85,6 +85,36 @@ function handshakeStats() {
 serveRpc({
   stats: serverStats,
   handshakeStats,
+  /** Open sockets on this node (the scale scenario). */
+  connections: () => ({ open: gatehouse.services.gateway.registry.size }),
+  /**
+   * Principals straight into the store, `concurrency` inserts at a time (the scale scenario's
+   * group members must exist; tens of thousands through the open API would take most of its time).
+   */
+  async createUsers(args: { ids: string[]; concurrency?: number }) {
+    const { store, clock } = gatehouse.services;
+    let next = 0;
+    const worker = async () => {
+      while (next < args.ids.length) {
+        const id = args.ids[next++] as string;
+        await store.createPrincipal({
+          id,
+          kind: 'user',
+          name: id,
+          passwordHash: null,
+          appKeyId: null,
+          avatar: null,
+          extras: null,
+          tokenVersion: 0,
+          blocked: false,
+          createdAt: clock.now(),
+          lastLoginAt: null,
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: args.concurrency ?? 8 }, worker));
+    return { created: args.ids.length };
+  },
   /** A graceful stop (sockets close with 1001), then exit; answers with the handshakes seen. */
   async shutdown() {
     await gatehouse.close();

@@ -57,18 +57,31 @@ function rows(entry: ScenarioResults): Row[] {
 
 const value = (spec: MetricSpec, v: number) => `${fmt(v, spec.digits)} ${spec.unit}`.replace(' /s', '/s');
 
-export function renderReport(
-  results: ScenarioResults[],
-  setupResults: SetupsResults[],
-  meta: { runs: number; started: Date; finished: Date; command: string; findings?: string },
-): { markdown: string; summary: string } {
-  const machine = [
+/** The rows of the "Machine" table. */
+export function machineRows(): string[] {
+  return [
     `| nproc | ${nproc()} |`,
     `| CPU | ${cpus()[0]?.model ?? 'unknown'} |`,
     `| memory | ${(totalmem() / 2 ** 30).toFixed(1)} GiB |`,
     `| OS | ${type()} ${release()} |`,
     `| Node.js | ${process.version} |`,
   ];
+}
+
+/** An opt-in scenario this run left out: its command, and its own document (path relative to the report). */
+export interface NotRun {
+  name: string;
+  title: string;
+  command: string;
+  document?: string;
+}
+
+export function renderReport(
+  results: ScenarioResults[],
+  setupResults: SetupsResults[],
+  meta: { runs: number; started: Date; finished: Date; command: string; notRun?: NotRun[]; findings?: string },
+): { markdown: string; summary: string } {
+  const machine = machineRows();
   const summary: string[] = [
     '| scenario | metric | Gatehouse | baseline | Gatehouse ÷ baseline | target | result |',
     '|---|---|---:|---:|---:|---|---|',
@@ -206,6 +219,13 @@ export function renderReport(
       'most self time.',
     '',
     ...sections.flatMap((s) => [s, '']),
+    ...(meta.notRun ?? []).flatMap((s) => [
+      `## \`${s.name}\` — ${s.title}`,
+      '',
+      `Not run in the default bench; command: \`${s.command}\`.` +
+        (s.document ? ` Its last results: [${s.document.replace(/^.*\//, '')}](${s.document}).` : ''),
+      '',
+    ]),
     // Its headings one level down: a section of this report (the file is bench/findings.md).
     ...(meta.findings ? [meta.findings.trim().replace(/^#/gm, '##'), ''] : []),
   ].join('\n');

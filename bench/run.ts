@@ -6,24 +6,36 @@
  * process (one side after the other, never both at once). CPU and memory are read inside
  * the server process over IPC. Scenarios of kind `setups` (cross-node) compare setups of
  * Gatehouse with each other instead, starting their own processes. Writes
- * docs/benchmarks.md for a full run (every scenario), bench/results/latest.md otherwise.
+ * docs/benchmarks.md for a full run (every default scenario), bench/results/latest.md otherwise.
+ * Opt-in scenarios (`scale`) run only when named; the report lists them with their command.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BenchKey, Child } from './common.js';
-import { renderReport, type ScenarioResults, type SetupsResults } from './report.js';
+import { machineRows, type NotRun, renderReport, type ScenarioResults, type SetupsResults } from './report.js';
 import { crossNode } from './scenarios/cross-node.js';
 import { direct } from './scenarios/direct.js';
 import { fanout } from './scenarios/fanout.js';
 import { handshake } from './scenarios/handshake.js';
 import { reconnectStorm } from './scenarios/reconnect-storm.js';
 import { replay } from './scenarios/replay.js';
+import { scaleScenario } from './scenarios/scale.js';
 import type { Scenario, SetupsScenario, Side, SideContext } from './scenarios/types.js';
 
-const SCENARIOS: (Scenario | SetupsScenario)[] = [handshake, direct, fanout, replay, crossNode, reconnectStorm];
+const SCENARIOS: (Scenario | SetupsScenario)[] = [
+  handshake,
+  direct,
+  fanout,
+  replay,
+  crossNode,
+  reconnectStorm,
+  scaleScenario,
+];
+/** What `npm run bench` runs without `--scenario`: every scenario but the opt-in ones. */
+const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => !(s.kind === 'setups' && s.optIn));
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 function parseArgs(argv: string[]): { scenarios: (Scenario | SetupsScenario)[]; runs: number; out: string | null } {
@@ -51,7 +63,7 @@ function parseArgs(argv: string[]): { scenarios: (Scenario | SetupsScenario)[]; 
     } else throw new Error(`unknown argument ${arg}`);
   }
   names = names.map((n) => n.trim()).filter(Boolean);
-  const scenarios = names.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => names.includes(s.name));
+  const scenarios = names.length === 0 ? DEFAULT_SCENARIOS : SCENARIOS.filter((s) => names.includes(s.name));
   const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
   if (unknown.length > 0)
     throw new Error(`unknown scenario ${unknown.join(', ')} (have ${SCENARIOS.map((s) => s.name)})`);
@@ -97,14 +109,23 @@ async function runSide(scenario: Scenario, side: Side, key: BenchKey): Promise<R
   }
 }
 
+/** An opt-in scenario's document relative to the report's folder, when one has been written. */
+function documentOf(scenario: SetupsScenario, from: string): string | undefined {
+  if (!scenario.document) return undefined;
+  const file = join(root, scenario.document.file);
+  return existsSync(file) ? relative(from, file) : undefined;
+}
+
 async function main(): Promise<void> {
   const { scenarios, runs, out } = parseArgs(process.argv.slice(2));
   const started = new Date();
   // The whole run is bounded: a wedged child cannot keep it alive.
+  // An opt-in scenario (scale: tens of thousands of handshakes on a shared machine) gets 30 more.
+  const minutes = scenarios.some((s) => s.kind === 'setups' && s.optIn) ? 60 : 30;
   const watchdog = setTimeout(() => {
-    console.error('bench: giving up after 30 minutes');
+    console.error(`bench: giving up after ${minutes} minutes`);
     process.exit(2);
-  }, 30 * 60_000);
+  }, minutes * 60_000);
   watchdog.unref();
   const results: ScenarioResults[] = scenarios.flatMap((scenario) =>
     scenario.kind === 'setups' ? [] : [{ scenario, runs: [] }],
@@ -142,16 +163,37 @@ async function main(): Promise<void> {
       entry.runs.push(await entry.scenario.run({ run, runs, key }));
     }
   }
-  const all = scenarios.length === SCENARIOS.length;
+  const all = DEFAULT_SCENARIOS.every((s) => scenarios.includes(s));
   const target = out ?? (all ? join(root, 'docs/benchmarks.md') : join(root, 'bench/results/latest.md'));
   const argv = process.argv.slice(2);
   const command = argv.length > 0 ? `npm run bench -- ${argv.join(' ')}` : 'npm run bench';
   // The hand-written findings (profiles before and after, what did not help) close the report.
   const findings = readFileSync(join(root, 'bench/findings.md'), 'utf8');
-  const report = renderReport(results, setupResults, { runs, started, finished: new Date(), command, findings });
+  const notRun: NotRun[] = SCENARIOS.flatMap((s) =>
+    s.kind === 'setups' && s.optIn && !scenarios.includes(s)
+      ? [{ name: s.name, title: s.title, command: s.optIn, document: documentOf(s, dirname(target)) }]
+      : [],
+  );
+  const report = renderReport(results, setupResults, {
+    runs,
+    started,
+    finished: new Date(),
+    command,
+    notRun,
+    findings,
+  });
   mkdirSync(dirname(target), { recursive: true });
   writeFileSync(target, report.markdown);
   console.log(`\n${report.summary}\nwrote ${relative(process.cwd(), target)}`);
+  // Scenarios with a document of their own (the opt-in scale scenario: docs/scale.md).
+  for (const entry of setupResults) {
+    if (!entry.scenario.document || entry.runs.every((r) => Object.keys(r.values).length === 0)) continue;
+    const { file: name, render } = entry.scenario.document;
+    const file = join(root, name);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, render(entry.runs, { command, started, machine: machineRows() }));
+    console.log(`wrote ${relative(process.cwd(), file)}`);
+  }
   clearTimeout(watchdog);
 }
 

@@ -10,8 +10,8 @@ import { principals } from './setup.js';
 import type { SetupsRun, SetupsScenario, SideContext } from './types.js';
 
 /** The servers the cluster setups use; an empty value skips what needs it. */
-const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const NATS_URL = process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
 
 const PAIRS = 50;
@@ -35,7 +35,7 @@ const MAX_ADDED_P50_MS = 1;
 const SUSTAINED_SHARE = 0.95;
 
 type SetupName = 'single' | 'redis' | 'nats';
-interface Setup {
+export interface Setup {
   name: SetupName;
   label: string;
   /** `null`: one node with the in-process broker. */
@@ -48,14 +48,14 @@ const SETUPS: Setup[] = [
 ];
 const CROSS: SetupName[] = ['redis', 'nats'];
 
-const hostOf = (url: string) => {
+export const hostOf = (url: string) => {
   try {
     return new URL(url).host;
   } catch {
     return url;
   }
 };
-const reason = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0];
+export const reason = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0];
 
 async function withPostgres<T>(url: string, task: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
@@ -69,7 +69,7 @@ async function withPostgres<T>(url: string, task: (client: pg.Client) => Promise
 }
 
 /** Why no setup can run here (PostgreSQL not configured or not reachable), or null. */
-async function postgresUnavailable(): Promise<string | null> {
+export async function postgresUnavailable(): Promise<string | null> {
   if (!POSTGRES_URL) return 'BENCH_POSTGRES_URL is empty';
   try {
     await withPostgres(POSTGRES_URL, (client) => client.query('SELECT 1'));
@@ -80,7 +80,7 @@ async function postgresUnavailable(): Promise<string | null> {
 }
 
 /** Why this setup's broker cannot be used here (not configured or not reachable), or null. */
-async function brokerUnavailable(setup: Setup): Promise<string | null> {
+export async function brokerUnavailable(setup: Setup): Promise<string | null> {
   if (setup.name === 'redis') {
     if (!REDIS_URL) return 'BENCH_REDIS_URL is empty';
     const client = new Redis(REDIS_URL, {
@@ -114,7 +114,7 @@ async function brokerUnavailable(setup: Setup): Promise<string | null> {
 }
 
 /** A fresh database on the PostgreSQL server (one per setup and run), dropped afterwards. */
-async function createDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `gh_bench_${randomBytes(6).toString('hex')}`;
   await withPostgres(POSTGRES_URL, (client) => client.query(`CREATE DATABASE ${name}`));
   const url = new URL(POSTGRES_URL);
@@ -128,7 +128,7 @@ async function createDatabase(): Promise<{ url: string; drop(): Promise<void> }>
 }
 
 /** The machine's CPU time so far (all cores, in clock ticks): busy and total, from /proc/stat (Linux). */
-function machineCpu(): { busy: number; total: number } {
+export function machineCpu(): { busy: number; total: number } {
   try {
     const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
     const total = fields.reduce((a, b) => a + b, 0);

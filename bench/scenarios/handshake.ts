@@ -1,4 +1,4 @@
-import { type ServerStats, sleep } from '../common.js';
+import { settledStats, sleep } from '../common.js';
 import { measured, type Scenario, type SideContext } from './types.js';
 
 const CONNECTIONS = 10_000;
@@ -42,22 +42,6 @@ async function handshakes(
   return measurement;
 }
 
-/**
- * The server's memory once it has settled: a forced GC every 500 ms until two readings in a
- * row agree within 0.5% (the first reading after a burst of work is often ~10 MB higher).
- */
-async function settledStats(ctx: SideContext): Promise<ServerStats> {
-  let last = await ctx.server.call<ServerStats>('stats', { gc: true });
-  for (let i = 0; i < 8; i++) {
-    await sleep(500);
-    const next = await ctx.server.call<ServerStats>('stats', { gc: true });
-    const stable = Math.abs(next.rss - last.rss) <= last.rss * 0.005;
-    last = next;
-    if (stable) break;
-  }
-  return last;
-}
-
 export const handshake: Scenario = {
   name: 'handshake',
   title: 'Authenticated handshakes',
@@ -97,9 +81,9 @@ export const handshake: Scenario = {
     await handshakes(ctx, 'warmbad', 300, { refuse: true });
     await sleep(500);
     const rejected = await handshakes(ctx, 'bad', REJECTED, { refuse: true });
-    const before = await settledStats(ctx);
+    const before = await settledStats(ctx.server);
     const accepted = await handshakes(ctx, 'conn', CONNECTIONS, { keep: true });
-    const after = await settledStats(ctx);
+    const after = await settledStats(ctx.server);
     await ctx.load.call('closeHeld', undefined, 60_000);
     return {
       authPerSec: (accepted.result.count * 1000) / accepted.result.wallMs,

@@ -1,7 +1,7 @@
 import { BENCH_ADMIN_KEY, mintToken } from '../common.js';
 import type { SideContext } from './types.js';
 
-async function post(url: string, headers: Record<string, string>, body: unknown): Promise<any> {
+export async function post(url: string, headers: Record<string, string>, body: unknown): Promise<any> {
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },

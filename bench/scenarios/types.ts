@@ -77,6 +77,13 @@ export interface SetupsScenario {
   /** One run (`run` of `runs`), with the bench's signing key. */
   run(args: { run: number; runs: number; key: BenchKey }): Promise<SetupsRun>;
   report(runs: SetupsRun[]): SetupsReport;
+  /** Not in the default `npm run bench`: the command that runs it (the report says so). */
+  optIn?: string;
+  /** A document of its own (`file` relative to the repository), written whenever it ran. */
+  document?: {
+    file: string;
+    render(runs: SetupsRun[], meta: { command: string; started: Date; machine: string[] }): string;
+  };
 }
 
 let profiles = 0;

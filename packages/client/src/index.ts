@@ -7,7 +7,14 @@ export type {
   SupportSession,
   TerminalStatus,
 } from '@gatehouse/protocol';
-export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
+export {
+  type BackoffOptions,
+  backoffDelay,
+  DEFAULT_BACKOFF,
+  nextSpreadAttempt,
+  type SpreadSchedule,
+  startSpread,
+} from './backoff.js';
 export { ClientErrorCode, GatehouseClientError } from './client-error.js';
 export {
   type AuthMode,
