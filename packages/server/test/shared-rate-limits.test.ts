@@ -55,8 +55,15 @@ describe('rate limits shared by the nodes through PostgreSQL', { skip: POSTGRES_
     database = await createTestDatabase();
     const store = { url: database.url };
     const limits = { loginAttemptsPerAccount: 3 };
-    one = await startServer({ store, limits });
-    two = await startServer({ store, limits });
+    // Started together on a fresh database: both create the rate-limit tables at once, and the
+    // one that loses the race on CREATE TABLE IF NOT EXISTS must still start.
+    const started = await Promise.allSettled([startServer({ store, limits }), startServer({ store, limits })]);
+    [one, two] = started.map((s) => (s.status === 'fulfilled' ? s.value : (undefined as unknown as TestServer))) as [
+      TestServer,
+      TestServer,
+    ];
+    // A node that failed to start fails the suite; the one that did is still closed after.
+    for (const s of started) if (s.status === 'rejected') throw s.reason;
   });
   after(async () => {
     await one?.close();

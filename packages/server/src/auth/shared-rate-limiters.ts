@@ -62,6 +62,24 @@ export function sharedLimiters(backend: LimiterBackend, log: Logger): SharedLimi
           err ? reject(err) : resolve(),
         );
       });
+    /**
+     * Nodes starting together on a new database would race on CREATE TABLE IF NOT EXISTS (the
+     * loser fails on the table's or its type's name): one node at a time, under a session lock
+     * that PostgreSQL releases by itself should the holder's connection die.
+     */
+    const createTables = async () => {
+      const lock = await backend.pool.connect();
+      try {
+        await lock.query("SELECT pg_advisory_lock(hashtext('gatehouse-rate-limit-tables'))");
+        try {
+          await Promise.all(made.map(createTable));
+        } finally {
+          await lock.query("SELECT pg_advisory_unlock(hashtext('gatehouse-rate-limit-tables'))");
+        }
+      } finally {
+        lock.release();
+      }
+    };
     return {
       create: (options) => {
         const postgresOptions = {
@@ -77,7 +95,7 @@ export function sharedLimiters(backend: LimiterBackend, log: Logger): SharedLimi
         return new RateLimiterPostgres(postgresOptions);
       },
       ready: async () => {
-        creating = Promise.all(made.map(createTable)).then(() => {});
+        creating = createTables();
         try {
           await creating;
         } finally {
