@@ -16,9 +16,11 @@ export interface ClusterState {
    * resolves with the holder it displaced — null when there was none. The last claim wins.
    * `whileHeld` (synchronous) runs once this claim is decided and before any later claim of
    * the slot, on any node, can be: what it does (greeting the socket) is ordered like the
-   * claims. Should the claim fail after it ran, the promise rejects all the same.
+   * claims. Should the claim fail after it ran, the promise rejects all the same. When
+   * `whileHeld` answers false (the socket went away while it waited for the claim), the claim
+   * is given up: the holder stays who it was, and the promise resolves null.
    */
-  claimSlot(slot: string, connectionId: string, whileHeld?: () => void): Promise<SlotHolder | null>;
+  claimSlot(slot: string, connectionId: string, whileHeld?: () => boolean): Promise<SlotHolder | null>;
   /** Frees the slot if `connectionId` still holds it (an old socket never frees a newer one's slot). */
   releaseSlot(slot: string, connectionId: string): Promise<void>;
   /**

@@ -17,10 +17,15 @@ export class MemoryClusterState implements ClusterState {
   }
   async stop(): Promise<void> {}
 
-  async claimSlot(slot: string, connectionId: string, whileHeld?: () => void): Promise<SlotHolder | null> {
+  async claimSlot(slot: string, connectionId: string, whileHeld?: () => boolean): Promise<SlotHolder | null> {
     const previous = this.slots.get(slot);
     this.slots.set(slot, connectionId);
-    whileHeld?.();
+    if (whileHeld && !whileHeld()) {
+      // Given up: the holder stays who it was.
+      if (previous === undefined) this.slots.delete(slot);
+      else this.slots.set(slot, previous);
+      return null;
+    }
     return previous && previous !== connectionId ? { connectionId: previous, node: this.node } : null;
   }
 

@@ -157,7 +157,7 @@ export class PostgresClusterState implements ClusterState {
   }
 
   /** The advisory lock is held until COMMIT, so `whileHeld` runs before any later claim of the slot reads it. */
-  async claimSlot(slot: string, connectionId: string, whileHeld?: () => void): Promise<SlotHolder | null> {
+  async claimSlot(slot: string, connectionId: string, whileHeld?: () => boolean): Promise<SlotHolder | null> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
@@ -171,7 +171,11 @@ export class PostgresClusterState implements ClusterState {
          ON CONFLICT (slot) DO UPDATE SET connection_id = $2, node = $3, claimed_at = now()`,
         [slot, connectionId, this.node],
       );
-      whileHeld?.();
+      if (whileHeld && !whileHeld()) {
+        // Given up: the holder stays who it was.
+        await client.query('ROLLBACK');
+        return null;
+      }
       await client.query('COMMIT');
       this.localSlots.set(slot, connectionId);
       const row = previous.rows[0];

@@ -529,18 +529,21 @@ export class Gateway implements FrameContext {
       try {
         await this.inSlotOrder(slot, async () => {
           let greeted = false;
-          const bindAndGreet = () => {
-            if (greeted || conn.closed) return;
+          /** False when the socket went away meanwhile: the cluster claim is then given up. */
+          const bindAndGreet = (): boolean => {
+            if (greeted) return true;
+            if (conn.closed) return false;
             greeted = true;
             this.bind(conn, auth);
             greet();
             // Handed to the socket now, not at the end of this turn: the greeting leaves before
             // the claim is released, so a later claim's greeting cannot overtake it.
             flushConnection(conn);
+            return true;
           };
           const claimed = await this.claimClusterSlot(conn, slot, bindAndGreet);
           if (claimed && !greeted) {
-            // Gone while claiming: nothing will release the slot on close.
+            // Gone after the claim was made: nothing will release the slot on close.
             await this.slots.releaseSlot(slot, conn.id).catch(() => {});
             return;
           }
@@ -566,14 +569,21 @@ export class Gateway implements FrameContext {
    * another node. Resolves whether the claim was recorded; a failed claim (database away)
    * leaves the local slot alone holding.
    */
-  private async claimClusterSlot(conn: Connection, slot: string, whileHeld: () => void): Promise<boolean> {
+  private async claimClusterSlot(conn: Connection, slot: string, whileHeld: () => boolean): Promise<boolean> {
     let previous: SlotHolder | null;
+    let kept = true;
     try {
-      previous = await this.slots.claimSlot(slot, conn.id, whileHeld);
+      previous = await this.slots.claimSlot(slot, conn.id, () => {
+        kept = whileHeld();
+        return kept;
+      });
     } catch (err) {
       this.log.warn({ err }, 'cluster slot claim failed; the local slot still holds');
       return false;
     }
+    // A handshake its client gave up while it waited for the claim (a slow database) must not
+    // take the slot from, and evict, the socket that client has made since (SPEC §7).
+    if (!kept) return false;
     if (previous && previous.node !== this.nodeId)
       this.control
         .publish({ op: 'evict', connectionId: previous.connectionId, node: previous.node })

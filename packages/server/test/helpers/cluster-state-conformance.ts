@@ -118,6 +118,19 @@ export function clusterStateConformance(target: ClusterStateTarget): void {
       assert.equal(new Set(previous).size, previous.length, 'nobody is displaced twice');
     });
 
+    it('gives a claim up when its whileHeld answers false: the holder stays, nobody is displaced', async () => {
+      const nodes = target.shared ? [await fixture.node('a'), await fixture.node('b')] : [await fixture.node('a')];
+      const [first, second] = [nodes[0] as ClusterState, nodes[nodes.length - 1] as ClusterState];
+      assert.equal(await first.claimSlot('joe|web', 'live'), null);
+      // A handshake whose socket closed while it waited for the claim.
+      assert.equal(await second.claimSlot('joe|web', 'gone', () => false), null, 'displaces nobody');
+      assert.deepEqual(await first.lostSlots([{ slot: 'joe|web', connectionId: 'live' }]), [], 'still the holder');
+      assert.deepEqual(await second.claimSlot('joe|web', 'next'), { connectionId: 'live', node: 'a' });
+      // Given up on a free slot: it stays free.
+      assert.equal(await first.claimSlot('kim|web', 'gone', () => false), null);
+      assert.equal(await second.claimSlot('kim|web', 'first'), null, 'nobody held it');
+    });
+
     it("runs each claim's whileHeld before any later claim of the slot is decided, on every node", async () => {
       const nodes = target.shared
         ? [await fixture.node('a'), await fixture.node('b'), await fixture.node('c')]
@@ -126,7 +139,7 @@ export function clusterStateConformance(target: ClusterStateTarget): void {
       const heldOrder: string[] = [];
       const displaced = await Promise.all(
         ids.map((id, i) =>
-          (nodes[i % nodes.length] as ClusterState).claimSlot('ivy|web', id, () => heldOrder.push(id)),
+          (nodes[i % nodes.length] as ClusterState).claimSlot('ivy|web', id, () => heldOrder.push(id) > 0),
         ),
       );
       assert.equal(heldOrder.length, ids.length, 'whileHeld ran once per claim');
