@@ -33,7 +33,13 @@ export const CLOSE_CODES: readonly CloseCodeInfo[] = [
   { code: 1000, reasons: ['normal'], advice: 'stop', description: 'Normal close (for example after `logout`).' },
   { code: 1001, reasons: ['SHUTTING_DOWN'], advice: 'reconnect', description: 'Server shutting down.' },
   { code: 1012, reasons: ['RESTARTING'], advice: 'reconnect', description: 'Server restarting.' },
-  { code: 1013, reasons: ['SERVER_BUSY'], advice: 'reconnect-slowly', description: 'Server at capacity.' },
+  {
+    code: 1013,
+    reasons: ['SERVER_BUSY', 'STORE_UNAVAILABLE'],
+    advice: 'reconnect-slowly',
+    description:
+      'Server at capacity, or the offline replay failed in the store (it runs again on the next connection).',
+  },
   {
     code: 4400,
     reasons: ['INVALID_REQUEST'],

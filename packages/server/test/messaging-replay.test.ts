@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
+import type Database from 'better-sqlite3';
 import { Clients, createGroup, imUsers, nextFrames, sendOk } from './helpers/messaging.js';
 import { api, startServer, type TestServer, userToken } from './helpers/test-server.js';
+import { TestClient } from './helpers/ws-client.js';
+import { within } from './helpers/ws-expect.js';
 
 /** Fresh users of one app for each test. */
 function userFactory(getServer: () => TestServer) {
@@ -24,6 +27,39 @@ describe('offline replay and delivery cursors', () => {
   });
   afterEach(() => clients.closeAll());
   after(() => server.close());
+
+  it('closes with 1013 STORE_UNAVAILABLE when the replay fails, so the client reconnects and the replay runs again', async () => {
+    const {
+      ids: [, bob],
+      tokens: [aliceToken, bobToken],
+    } = await users('alice', 'bob');
+    const aliceWeb = await clients.device(server, '/ws', aliceToken as string);
+    for (const text of ['r1', 'r2']) await sendOk(aliceWeb.client, { to: bob, text });
+
+    // The replay's read fails (a driver error on the messages table); authentication does not read it.
+    const db = (server.gatehouse.services.store as unknown as { db: Database.Database }).db;
+    db.exec('ALTER TABLE messages RENAME TO messages_away');
+    try {
+      const bobWeb = clients.track(
+        TestClient.connect(`${server.wsUrl}/ws`, { headers: { authorization: `Bearer ${bobToken}` } }),
+      );
+      await bobWeb.next('connected');
+      const error = await bobWeb.next('error');
+      assert.equal(error.error, 'STORE_UNAVAILABLE');
+      assert.deepEqual(await within(bobWeb.closed, 'close after a failed replay'), {
+        code: 1013,
+        reason: 'STORE_UNAVAILABLE',
+      });
+    } finally {
+      db.exec('ALTER TABLE messages_away RENAME TO messages');
+    }
+    const again = await clients.device(server, '/ws', bobToken as string);
+    assert.deepEqual(
+      again.offline.map((f) => f.message.text),
+      ['r1', 'r2'],
+      'nothing was lost: the next connection replays it',
+    );
+  });
 
   it('replays what was sent while the device was offline, oldest first, then offline_messages_complete', async () => {
     const {

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { PrincipalInfo } from '@gatehouse/protocol';
+import { CloseCode, type PrincipalInfo } from '@gatehouse/protocol';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { GatehouseConfig } from '../config.js';
@@ -322,6 +322,9 @@ export class Messaging {
         error: 'STORE_UNAVAILABLE',
         err_msg: 'offline replay failed; reconnect to retry',
       });
+      // Every client knows to reconnect (slowly) after 1013; the cursors did not move, so the
+      // next connection replays the same messages. Left open, the socket would miss them.
+      conn.close(CloseCode.TRY_AGAIN_LATER, 'STORE_UNAVAILABLE');
     } finally {
       conn.replay = null;
       for (const item of state.pending)
