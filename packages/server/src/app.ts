@@ -269,7 +269,7 @@ export class Gatehouse {
         onHandshake: (outcome) => metrics?.handshakes.inc({ outcome }),
       },
     });
-    if (!storeStartup.ready) gateway.holdUntil((ready) => storeStartup.onReady(ready));
+    if (!storeStartup.ready) gateway.holdWhile(() => !storeStartup.ready);
     metrics = new Metrics(nodeId, gateway.registry);
     const m = metrics;
     const delivery = new Delivery(broker, gateway.registry, log, {

@@ -139,8 +139,8 @@ export class Gateway implements FrameContext {
   /** Connections whose slot claim is under way (not bound yet). */
   private readonly attaching = new WeakSet<Connection>();
   private closing = false;
-  /** Set while the store could not be reached at start: every handshake is refused. */
-  private starting = false;
+  /** True while the store could not be reached at start: every handshake is refused. */
+  private starting: (() => boolean) | null = null;
   /** The listeners of every socket, shared: `this` is the socket, its Connection is a property of it. */
   private readonly socketListeners: {
     message(this: WebSocket, data: RawData, isBinary: boolean): void;
@@ -201,14 +201,11 @@ export class Gateway implements FrameContext {
   }
 
   /**
-   * Refuses handshakes (503 SERVER_BUSY, close 1013 "reconnect slowly") until `whenReady`
-   * calls back: the node listens before its store could be reached.
+   * Refuses handshakes (503 SERVER_BUSY, close 1013 "reconnect slowly") while `starting`
+   * answers true: the node listens before its store could be reached.
    */
-  holdUntil(whenReady: (ready: () => void) => void): void {
-    this.starting = true;
-    whenReady(() => {
-      this.starting = false;
-    });
+  holdWhile(starting: () => boolean): void {
+    this.starting = starting;
   }
 
   /** Adds a handler for a frame type (messaging registers message/ack/history). */
@@ -237,7 +234,7 @@ export class Gateway implements FrameContext {
     const endpoint = request.endpoint;
     if (!endpoint) return this.rejectHttp(up, { code: 'NOT_FOUND', message: 'no WebSocket endpoint at this path' });
     if (this.closing) return this.rejectHttp(up, { code: 'SERVER_BUSY', message: 'server is shutting down' });
-    if (this.starting)
+    if (this.starting?.())
       return this.rejectHttp(up, {
         code: 'SERVER_BUSY',
         message: 'server is starting: its store is not reachable yet',
@@ -541,12 +538,9 @@ export class Gateway implements FrameContext {
             flushConnection(conn);
             return true;
           };
+          // A socket gone before its claim was decided gives the claim up (bindAndGreet
+          // answers false), so there is no slot of its own to release here.
           const claimed = await this.claimClusterSlot(conn, slot, bindAndGreet);
-          if (claimed && !greeted) {
-            // Gone after the claim was made: nothing will release the slot on close.
-            await this.slots.releaseSlot(slot, conn.id).catch(() => {});
-            return;
-          }
           conn.slotClaimed = claimed;
           bindAndGreet();
         });

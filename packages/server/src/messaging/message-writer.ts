@@ -52,11 +52,7 @@ export class MessageWriter {
   }
 
   private async flush(): Promise<void> {
-    let batch = this.queue;
-    if (batch.length > MAX_BATCH) {
-      this.queue = batch.slice(MAX_BATCH);
-      batch = batch.slice(0, MAX_BATCH);
-    } else this.queue = [];
+    const batch = this.queue.splice(0, MAX_BATCH);
     let results: AppendResult[];
     const started = process.hrtime.bigint();
     try {

@@ -25,7 +25,6 @@ export class StoreStartup {
   private stopped = false;
   private timer: NodeJS.Timeout | null = null;
   private attempt: Promise<void> | null = null;
-  private readonly listeners: (() => void)[] = [];
 
   constructor(
     private readonly work: () => Promise<void>,
@@ -36,12 +35,6 @@ export class StoreStartup {
   /** Whether the store's start-up work has been done (always, once it has). */
   get ready(): boolean {
     return this.done;
-  }
-
-  /** Calls `listener` once the work is done (at once when it is). */
-  onReady(listener: () => void): void {
-    if (this.done) listener();
-    else this.listeners.push(listener);
   }
 
   /**
@@ -77,7 +70,6 @@ export class StoreStartup {
       this.attempt = null;
     }
     this.done = true;
-    for (const listener of this.listeners.splice(0)) listener();
   }
 
   private retryIn(delayMs: number): void {
