@@ -22,7 +22,9 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS gh_presence (
     principal_id TEXT NOT NULL, node TEXT NOT NULL, connections INTEGER NOT NULL,
     PRIMARY KEY (principal_id, node));
-  CREATE INDEX IF NOT EXISTS gh_presence_node ON gh_presence (node);`;
+  CREATE INDEX IF NOT EXISTS gh_presence_node ON gh_presence (node);
+  ALTER TABLE gh_device_slots
+    ADD COLUMN IF NOT EXISTS previous_connection_id TEXT, ADD COLUMN IF NOT EXISTS previous_node TEXT;`;
 
 /**
  * Cluster state in PostgreSQL (the store every node already shares). A node writes its
@@ -31,8 +33,8 @@ const SCHEMA = `
  * window. The first live node to notice a dead one deletes its rows (exactly one does: the
  * DELETE of its node row decides) and reports the principals that went offline with it. A
  * node that finds its own row gone (it was paused longer than the window) writes back its
- * presence and slots from its local counts. Slot claims take a transaction-scoped advisory
- * lock on the slot, so concurrent claims on different nodes are serialized.
+ * presence and slots from its local counts. A slot claim holds the slot's row lock until it
+ * commits, so concurrent claims on different nodes are serialized.
  */
 export class PostgresClusterState implements ClusterState {
   private readonly pool: pg.Pool;
@@ -156,19 +158,22 @@ export class PostgresClusterState implements ClusterState {
     await this.pool.query('DELETE FROM gh_nodes WHERE node = $1', [this.node]).catch(() => {});
   }
 
-  /** The advisory lock is held until COMMIT, so `whileHeld` runs before any later claim of the slot reads it. */
+  /**
+   * One statement claims the slot and reads whom it took it from: the upsert locks the row
+   * (concurrent claims of the slot, on any node, wait for this transaction), and its
+   * `previous_*` columns keep the holder it replaced. The lock is held until COMMIT, so
+   * `whileHeld` runs before any later claim of the slot is decided.
+   */
   async claimSlot(slot: string, connectionId: string, whileHeld?: () => boolean): Promise<SlotHolder | null> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [slot]);
-      const previous = await client.query<{ connection_id: string; node: string }>(
-        'SELECT connection_id, node FROM gh_device_slots WHERE slot = $1',
-        [slot],
-      );
-      await client.query(
+      const claimed = await client.query<{ previous_connection_id: string | null; previous_node: string | null }>(
         `INSERT INTO gh_device_slots (slot, connection_id, node, claimed_at) VALUES ($1, $2, $3, now())
-         ON CONFLICT (slot) DO UPDATE SET connection_id = $2, node = $3, claimed_at = now()`,
+         ON CONFLICT (slot) DO UPDATE SET
+           previous_connection_id = gh_device_slots.connection_id, previous_node = gh_device_slots.node,
+           connection_id = $2, node = $3, claimed_at = now()
+         RETURNING previous_connection_id, previous_node`,
         [slot, connectionId, this.node],
       );
       if (whileHeld && !whileHeld()) {
@@ -178,8 +183,10 @@ export class PostgresClusterState implements ClusterState {
       }
       await client.query('COMMIT');
       this.localSlots.set(slot, connectionId);
-      const row = previous.rows[0];
-      return row && row.connection_id !== connectionId ? { connectionId: row.connection_id, node: row.node } : null;
+      const row = claimed.rows[0];
+      return row?.previous_connection_id && row.previous_node && row.previous_connection_id !== connectionId
+        ? { connectionId: row.previous_connection_id, node: row.previous_node }
+        : null;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
       throw err;
@@ -197,33 +204,43 @@ export class PostgresClusterState implements ClusterState {
     return `node IN (SELECT node FROM gh_nodes WHERE heartbeat_at > now() - ($${param} || ' milliseconds')::interval)`;
   }
 
+  /** One statement: count this connection, and answer whether it is the principal's only one on a live node. */
   async connected(principalId: string): Promise<boolean> {
     this.localPresence.set(principalId, (this.localPresence.get(principalId) ?? 0) + 1);
-    await this.pool.query(
-      `INSERT INTO gh_presence (principal_id, node, connections) VALUES ($1, $2, 1)
-       ON CONFLICT (principal_id, node) DO UPDATE SET connections = gh_presence.connections + 1`,
-      [principalId, this.node],
-    );
+    // The main query does not see the CTE's write: this node's count comes from RETURNING.
     const { rows } = await this.pool.query<{ n: string }>(
-      `SELECT COALESCE(SUM(connections), 0) AS n FROM gh_presence WHERE principal_id = $1 AND ${this.liveNodesClause(2)}`,
-      [principalId, String(this.liveWindowMs)],
+      `WITH mine AS (
+         INSERT INTO gh_presence (principal_id, node, connections) VALUES ($1, $2, 1)
+         ON CONFLICT (principal_id, node) DO UPDATE SET connections = gh_presence.connections + 1
+         RETURNING connections)
+       SELECT (SELECT connections FROM mine) + COALESCE((SELECT SUM(connections) FROM gh_presence
+         WHERE principal_id = $1 AND node <> $2 AND ${this.liveNodesClause(3)}), 0) AS n`,
+      [principalId, this.node, String(this.liveWindowMs)],
     );
     return Number(rows[0]?.n) === 1;
   }
 
+  /**
+   * One statement: this node's count goes down (its row goes once at zero), and the answer is
+   * whether no connection is left on any live node. The UPDATE and the DELETE match disjoint
+   * rows, so at most one of them touches this node's row.
+   */
   async disconnected(principalId: string): Promise<boolean> {
     const left = (this.localPresence.get(principalId) ?? 1) - 1;
     if (left > 0) this.localPresence.set(principalId, left);
     else this.localPresence.delete(principalId);
-    await this.pool.query(
-      `UPDATE gh_presence SET connections = connections - 1 WHERE principal_id = $1 AND node = $2`,
-      [principalId, this.node],
+    const { rows } = await this.pool.query<{ offline: boolean }>(
+      `WITH lowered AS (
+         UPDATE gh_presence SET connections = connections - 1
+         WHERE principal_id = $1 AND node = $2 AND connections > 1 RETURNING connections),
+       removed AS (
+         DELETE FROM gh_presence WHERE principal_id = $1 AND node = $2 AND connections <= 1 RETURNING 1)
+       SELECT NOT EXISTS (SELECT 1 FROM lowered) AND NOT EXISTS (
+         SELECT 1 FROM gh_presence WHERE principal_id = $1 AND node <> $2 AND connections > 0
+         AND ${this.liveNodesClause(3)}) AS offline`,
+      [principalId, this.node, String(this.liveWindowMs)],
     );
-    await this.pool.query('DELETE FROM gh_presence WHERE principal_id = $1 AND node = $2 AND connections <= 0', [
-      principalId,
-      this.node,
-    ]);
-    return (await this.online([principalId])).size === 0;
+    return rows[0]?.offline === true;
   }
 
   async online(principalIds: string[]): Promise<Set<string>> {
