@@ -154,7 +154,7 @@ export const ERROR_CODES = [
     status: 503,
     close: 1013,
     description:
-      'Connection or unauthenticated-socket cap reached, or the node is shutting down or waiting for its store at start.',
+      'Connection, unauthenticated-socket or handshakes-in-progress cap reached (`Retry-After`), or the node is shutting down or waiting for its store at start.',
   },
   {
     code: 'STORE_UNAVAILABLE',

@@ -166,6 +166,11 @@ export const CONFIG_SCHEMA = group({
   limits: group({
     maxConnections: int(100_000, 'Connections per node (503 `SERVER_BUSY` above).', 1),
     maxUnauthenticated: int(10_000, 'Unauthenticated sockets per node (503 `SERVER_BUSY` above).', 1),
+    maxHandshakesInProgress: int(
+      100,
+      'Token handshakes a node works on at once, from the credential check to the end of the offline replay (503 `SERVER_BUSY` with `Retry-After` above): in a reconnect storm the node finishes those it took instead of letting all of them time out.',
+      1,
+    ),
     handshakesPerSecondPerIp: int(200, 'WebSocket handshakes per second per client IP (429 above).', 1),
     messagesPerSecond: int(100, 'Frames per second per connection (burst of the same size).', 1),
     loginAttemptsPerAccount: int(

@@ -11,6 +11,7 @@ export interface GatewaySettings {
   maxBufferedBytes: number;
   maxConnections: number;
   maxUnauthenticated: number;
+  maxHandshakesInProgress: number;
   messagesPerSecond: number;
   authTimeout: number;
   heartbeatInterval: number;
@@ -31,6 +32,7 @@ export function gatewaySettings(config: GatehouseConfig): GatewaySettings {
     maxBufferedBytes: config.ws.maxBufferedBytes,
     maxConnections: config.limits.maxConnections,
     maxUnauthenticated: config.limits.maxUnauthenticated,
+    maxHandshakesInProgress: config.limits.maxHandshakesInProgress,
     messagesPerSecond: config.limits.messagesPerSecond,
     authTimeout: ms(config, 'ws.authTimeout'),
     heartbeatInterval: ms(config, 'ws.heartbeatInterval'),

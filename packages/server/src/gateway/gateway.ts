@@ -55,6 +55,11 @@ const connectionOf = (ws: WebSocket): Connection => (ws as ListenedSocket)[CONNE
  */
 const ANSWERED_UNAUTHENTICATED: ReadonlySet<string> = new Set([...UNAUTHENTICATED_FRAME_TYPES, 'getuserinfo']);
 const TOO_MANY_UNAUTHENTICATED = { code: 'SERVER_BUSY', message: 'too many unauthenticated sockets' } as const;
+const TOO_MANY_HANDSHAKES = {
+  code: 'SERVER_BUSY',
+  message: 'too many handshakes in progress; retry later',
+  retryAfter: 1,
+} as const;
 
 /** Writes an HTTP error response with the spec's headers and body (SPEC §3), then closes the socket. */
 function writeHttpRefusal(socket: Duplex, refusal: Refusal): void {
@@ -139,6 +144,8 @@ export class Gateway implements FrameContext {
   /** Connections whose slot claim is under way (not bound yet). */
   private readonly attaching = new WeakSet<Connection>();
   private closing = false;
+  /** Handshakes with a credential being worked on, from the rate limit to the end of the offline replay. */
+  private handshakesInProgress = 0;
   /** True while the store could not be reached at start: every handshake is refused. */
   private starting: (() => boolean) | null = null;
   /** The listeners of every socket, shared: `this` is the socket, its Connection is a property of it. */
@@ -239,36 +246,80 @@ export class Gateway implements FrameContext {
         code: 'SERVER_BUSY',
         message: 'server is starting: its store is not reachable yet',
       });
+    if (this.handshakesInProgress >= this.settings.maxHandshakesInProgress)
+      return this.refuseEarly(up, endpoint, TOO_MANY_HANDSHAKES);
+    const done = this.admit(socket);
+    let handedOver = false;
+    try {
+      handedOver = await this.authenticateUpgrade(up, endpoint, done);
+    } finally {
+      if (!handedOver) done();
+    }
+  }
+
+  /**
+   * Counts a handshake in progress until `done` is called or its socket closes, whichever
+   * comes first (ws may drop a malformed upgrade without calling back).
+   */
+  private admit(socket: Duplex): () => void {
+    this.handshakesInProgress++;
+    let open = true;
+    const done = () => {
+      if (!open) return;
+      open = false;
+      this.handshakesInProgress--;
+      socket.off('close', done);
+    };
+    socket.once('close', done);
+    return done;
+  }
+
+  /**
+   * The checks that may wait (rate limit, credential) and the accept. Resolves true when the
+   * handshake went on to `attach`, which calls `done` once the socket is bound and replayed.
+   */
+  private async authenticateUpgrade(up: Upgrade, endpoint: EndpointConfig, done: () => void): Promise<boolean> {
+    const request = up.request;
+    let refusal: Refusal | null = null;
     try {
       await this.limits.handshake(request.ip);
     } catch (err) {
-      return this.refuseEarly(up, endpoint, this.describe(err));
+      refusal = this.describe(err);
     }
-    const early = this.checkRequest(request);
-    if (early) return this.refuseEarly(up, endpoint, early);
+    refusal ??= this.checkRequest(request);
+    if (refusal) {
+      this.refuseEarly(up, endpoint, refusal);
+      return false;
+    }
     const credential = request.credential;
     if (!credential) {
       if (endpoint.tokenRequired)
-        return this.refuse(up, endpoint, { code: 'MISSING_TOKEN', message: 'no token was presented' });
-      if (this.unauthenticatedFull()) return this.refuseEarly(up, endpoint, TOO_MANY_UNAUTHENTICATED);
-      this.hooks.onHandshake?.('anonymous');
-      this.accept(up, endpoint, null);
-      return;
+        this.refuse(up, endpoint, { code: 'MISSING_TOKEN', message: 'no token was presented' });
+      else if (this.unauthenticatedFull()) this.refuseEarly(up, endpoint, TOO_MANY_UNAUTHENTICATED);
+      else {
+        this.hooks.onHandshake?.('anonymous');
+        this.accept(up, endpoint, null);
+      }
+      return false;
     }
     let auth: AuthContext;
     try {
       auth = await this.auth.authenticate(credential, request.device.deviceId);
     } catch (err) {
-      return this.refuse(up, endpoint, this.describe(err));
+      this.refuse(up, endpoint, this.describe(err));
+      return false;
     }
-    if (!endpoint.kinds.includes(auth.principal.kind))
-      return this.refuse(up, endpoint, {
+    if (!endpoint.kinds.includes(auth.principal.kind)) {
+      this.refuse(up, endpoint, {
         code: 'FORBIDDEN',
         message: `${auth.principal.kind} may not connect to ${endpoint.path}`,
         principal: auth.principal.id,
       });
+      return false;
+    }
     this.hooks.onHandshake?.('ok');
-    this.accept(up, endpoint, auth);
+    this.accept(up, endpoint, auth, undefined, done);
+    return true;
   }
 
   /** The refusals made before any credential is looked at: capacity, origin, a malformed request. */
@@ -386,7 +437,13 @@ export class Gateway implements FrameContext {
    * Opens the socket: authenticated (`auth`), or waiting for an in-band login — greeted with
    * `connected`, or with `firstFrame` (the refusal of a bad credential) instead.
    */
-  private accept(up: Upgrade, endpoint: EndpointConfig, auth: AuthContext | null, firstFrame?: string): void {
+  private accept(
+    up: Upgrade,
+    endpoint: EndpointConfig,
+    auth: AuthContext | null,
+    firstFrame?: string,
+    attached?: () => void,
+  ): void {
     // Taken out before the callback: its context lives as long as the socket's listeners, and
     // must not keep the whole request (headers, token) alive for the connection's life.
     const { ip, device } = up.request;
@@ -424,7 +481,9 @@ export class Gateway implements FrameContext {
             },
             err_msg: '',
           });
-        this.attach(conn, auth, greet).catch((err) => this.log.error({ err }, 'attach failed'));
+        this.attach(conn, auth, greet)
+          .catch((err) => this.log.error({ err }, 'attach failed'))
+          .finally(attached);
         return conn;
       }
       if (firstFrame) {
