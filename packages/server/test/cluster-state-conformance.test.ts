@@ -7,7 +7,7 @@ import { MemoryClusterState } from '../src/cluster/memory-cluster-state.js';
 import { PostgresClusterState } from '../src/cluster/postgres-cluster-state.js';
 import { createLogger } from '../src/logger.js';
 import { clusterStateConformance } from './helpers/cluster-state-conformance.js';
-import { createTestDatabase, POSTGRES_SKIP, type TestDatabase } from './helpers/postgres.js';
+import { createTestDatabase, POSTGRES_SKIP, TcpProxy, type TestDatabase } from './helpers/postgres.js';
 
 clusterStateConformance({
   name: 'MemoryClusterState',
@@ -103,5 +103,47 @@ describe('PostgresClusterState on the injected clock', { skip: POSTGRES_SKIP }, 
       next = await lastBeat();
     }
     assert.ok(next && first && next > first, 'advancing the clock by one interval wrote a heartbeat');
+  });
+
+  it('puts its presence rows right after a failed write, at the next heartbeat', async () => {
+    const proxy = new TcpProxy('127.0.0.1', 5432);
+    await proxy.up();
+    const viaProxy = new URL(db.url);
+    viaProxy.port = String(proxy.port);
+    const pool = new pg.Pool({ connectionString: viaProxy.toString(), max: 2, connectionTimeoutMillis: 2000 });
+    pool.on('error', () => {});
+    const state = new PostgresClusterState({
+      pool,
+      node: 'flaky',
+      heartbeatMs: 60_000,
+      liveWindowMs: 600_000,
+      clock: cluster.clock,
+      log: createLogger('silent'),
+    });
+    await state.start();
+    const rows = async () =>
+      (
+        await observer.query<{ principal_id: string; connections: number }>(
+          "SELECT principal_id, connections FROM gh_presence WHERE node = 'flaky' ORDER BY principal_id",
+        )
+      ).rows;
+    try {
+      assert.equal(await state.connected('kim'), true);
+      await proxy.down();
+      await assert.rejects(state.connected('kim'));
+      await assert.rejects(state.connected('lee'));
+      assert.deepEqual(await rows(), [{ principal_id: 'kim', connections: 1 }], 'the database missed both');
+      await proxy.up();
+      cluster.clock.advance(60_000);
+      for (let i = 0; i < 100 && (await rows()).length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(await rows(), [
+        { principal_id: 'kim', connections: 2 },
+        { principal_id: 'lee', connections: 1 },
+      ]);
+    } finally {
+      await state.stop();
+      await pool.end();
+      await proxy.down();
+    }
   });
 });

@@ -49,6 +49,13 @@ export class PostgresClusterState implements ClusterState {
   /** This node's own share, to write back if its rows were reaped while it was alive. */
   private readonly localPresence = new Map<string, number>();
   private readonly localSlots = new Map<string, string>();
+  /** Principals whose count changed here since it was last written. */
+  private readonly presenceDirty = new Set<string>();
+  /** Principals this node's written rows count as connected here. */
+  private readonly writtenPresence = new Set<string>();
+  /** The presence write under way, and the one that will take the changes made meanwhile. */
+  private presenceWrite: Promise<Map<string, 'online' | 'offline'>> | null = null;
+  private nextPresenceWrite: Promise<Map<string, 'online' | 'offline'>> | null = null;
   private nodeLostHandlers: ((offline: string[]) => void)[] = [];
 
   constructor(options: PostgresClusterStateOptions) {
@@ -108,6 +115,9 @@ export class PostgresClusterState implements ClusterState {
       [this.node],
     );
     if (rows[0]?.inserted && (this.localPresence.size > 0 || this.localSlots.size > 0)) await this.restoreOwnRows();
+    // Counts a failed write left behind (nothing else may change them soon).
+    if (this.presenceDirty.size > 0)
+      await this.writePresence().catch((err) => this.log.warn({ err }, 'cluster state: presence write failed'));
     await this.reapDeadNodes();
   }
 
@@ -120,6 +130,7 @@ export class PostgresClusterState implements ClusterState {
        ON CONFLICT (principal_id, node) DO UPDATE SET connections = EXCLUDED.connections`,
       [[...this.localPresence.keys()], this.node, [...this.localPresence.values()]],
     );
+    for (const id of this.localPresence.keys()) this.writtenPresence.add(id);
     await this.pool.query(
       `INSERT INTO gh_device_slots (slot, connection_id, node)
        SELECT s, c, $3 FROM UNNEST($1::text[], $2::text[]) AS t(s, c)
@@ -153,6 +164,7 @@ export class PostgresClusterState implements ClusterState {
     this.stopHeartbeat?.();
     this.stopHeartbeat = null;
     await this.beating;
+    await this.presenceWrite?.catch(() => {});
     await this.pool.query('DELETE FROM gh_presence WHERE node = $1', [this.node]).catch(() => {});
     await this.pool.query('DELETE FROM gh_device_slots WHERE node = $1', [this.node]).catch(() => {});
     await this.pool.query('DELETE FROM gh_nodes WHERE node = $1', [this.node]).catch(() => {});
@@ -204,43 +216,92 @@ export class PostgresClusterState implements ClusterState {
     return `node IN (SELECT node FROM gh_nodes WHERE heartbeat_at > now() - ($${param} || ' milliseconds')::interval)`;
   }
 
-  /** One statement: count this connection, and answer whether it is the principal's only one on a live node. */
-  async connected(principalId: string): Promise<boolean> {
+  connected(principalId: string): Promise<boolean> {
     this.localPresence.set(principalId, (this.localPresence.get(principalId) ?? 0) + 1);
-    // The main query does not see the CTE's write: this node's count comes from RETURNING.
-    const { rows } = await this.pool.query<{ n: string }>(
-      `WITH mine AS (
-         INSERT INTO gh_presence (principal_id, node, connections) VALUES ($1, $2, 1)
-         ON CONFLICT (principal_id, node) DO UPDATE SET connections = gh_presence.connections + 1
-         RETURNING connections)
-       SELECT (SELECT connections FROM mine) + COALESCE((SELECT SUM(connections) FROM gh_presence
-         WHERE principal_id = $1 AND node <> $2 AND ${this.liveNodesClause(3)}), 0) AS n`,
-      [principalId, this.node, String(this.liveWindowMs)],
-    );
-    return Number(rows[0]?.n) === 1;
+    return this.presenceChange(principalId, 'online');
   }
 
-  /**
-   * One statement: this node's count goes down (its row goes once at zero), and the answer is
-   * whether no connection is left on any live node. The UPDATE and the DELETE match disjoint
-   * rows, so at most one of them touches this node's row.
-   */
-  async disconnected(principalId: string): Promise<boolean> {
+  disconnected(principalId: string): Promise<boolean> {
     const left = (this.localPresence.get(principalId) ?? 1) - 1;
     if (left > 0) this.localPresence.set(principalId, left);
     else this.localPresence.delete(principalId);
-    const { rows } = await this.pool.query<{ offline: boolean }>(
-      `WITH lowered AS (
-         UPDATE gh_presence SET connections = connections - 1
-         WHERE principal_id = $1 AND node = $2 AND connections > 1 RETURNING connections),
-       removed AS (
-         DELETE FROM gh_presence WHERE principal_id = $1 AND node = $2 AND connections <= 1 RETURNING 1)
-       SELECT NOT EXISTS (SELECT 1 FROM lowered) AND NOT EXISTS (
-         SELECT 1 FROM gh_presence WHERE principal_id = $1 AND node <> $2 AND connections > 0
-         AND ${this.liveNodesClause(3)}) AS offline`,
-      [principalId, this.node, String(this.liveWindowMs)],
-    );
-    return rows[0]?.offline === true;
+    return this.presenceChange(principalId, 'offline');
+  }
+
+  /**
+   * Resolves true for the one caller whose change of `principalId` made the principal go
+   * `direction` (online: its first connection on any live node; offline: its last one gone),
+   * once this node's count is written.
+   */
+  private async presenceChange(principalId: string, direction: 'online' | 'offline'): Promise<boolean> {
+    this.presenceDirty.add(principalId);
+    const transitions = await this.writePresence();
+    if (transitions.get(principalId) !== direction) return false;
+    // Told once: of several changes written together, the first caller announces.
+    transitions.delete(principalId);
+    return true;
+  }
+
+  /**
+   * Writes this node's presence counts that changed, many principals in one statement, one
+   * write at a time (the changes made meanwhile go together in the next one): a burst of
+   * thousands of connects or disconnects takes a few round trips and at most one pooled
+   * connection, instead of queueing thousands of queries for the pool. The rows of this node
+   * are its own, so it writes absolute counts: a failed write leaves its principals marked,
+   * and the next write (or the heartbeat's) puts them right.
+   */
+  private writePresence(): Promise<Map<string, 'online' | 'offline'>> {
+    if (this.nextPresenceWrite) return this.nextPresenceWrite;
+    const previous = this.presenceWrite ?? Promise.resolve();
+    const write: Promise<Map<string, 'online' | 'offline'>> = previous
+      .catch(() => {})
+      .then(() => {
+        this.nextPresenceWrite = null;
+        this.presenceWrite = write;
+        return this.writeDirtyPresence();
+      })
+      .finally(() => {
+        if (this.presenceWrite === write) this.presenceWrite = null;
+      });
+    this.nextPresenceWrite = write;
+    return write;
+  }
+
+  private async writeDirtyPresence(): Promise<Map<string, 'online' | 'offline'>> {
+    const ids = [...this.presenceDirty];
+    this.presenceDirty.clear();
+    const transitions = new Map<string, 'online' | 'offline'>();
+    if (ids.length === 0) return transitions;
+    const counts = ids.map((id) => this.localPresence.get(id) ?? 0);
+    let othersOnline: Set<string>;
+    try {
+      // The main query does not see the CTEs' writes, and reads only the other nodes' rows.
+      const { rows } = await this.pool.query<{ principal_id: string }>(
+        `WITH counted AS (SELECT * FROM UNNEST($1::text[], $2::int[]) AS t(principal_id, connections)),
+         upserted AS (
+           INSERT INTO gh_presence (principal_id, node, connections)
+           SELECT principal_id, $3, connections FROM counted WHERE connections > 0
+           ON CONFLICT (principal_id, node) DO UPDATE SET connections = EXCLUDED.connections),
+         removed AS (
+           DELETE FROM gh_presence p USING counted c
+           WHERE p.principal_id = c.principal_id AND p.node = $3 AND c.connections <= 0)
+         SELECT DISTINCT principal_id FROM gh_presence
+         WHERE principal_id = ANY($1) AND node <> $3 AND connections > 0 AND ${this.liveNodesClause(4)}`,
+        [ids, counts, this.node, String(this.liveWindowMs)],
+      );
+      othersOnline = new Set(rows.map((r) => r.principal_id));
+    } catch (err) {
+      for (const id of ids) this.presenceDirty.add(id);
+      throw err;
+    }
+    ids.forEach((id, i) => {
+      const before = this.writtenPresence.has(id);
+      const after = (counts[i] as number) > 0;
+      if (after) this.writtenPresence.add(id);
+      else this.writtenPresence.delete(id);
+      if (before !== after && !othersOnline.has(id)) transitions.set(id, after ? 'online' : 'offline');
+    });
+    return transitions;
   }
 
   async online(principalIds: string[]): Promise<Set<string>> {

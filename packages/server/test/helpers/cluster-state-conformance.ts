@@ -151,6 +151,27 @@ export function clusterStateConformance(target: ClusterStateTarget): void {
       );
     });
 
+    it('tells exactly one caller of a change made together with others, in its own direction', async () => {
+      const node = await fixture.node('n1');
+      // Connects made at once (written together where the state batches them): one goes online.
+      const first = await Promise.all([node.connected('gus'), node.connected('gus'), node.connected('gus')]);
+      assert.deepEqual(first.filter(Boolean).length, 1, `one online of ${JSON.stringify(first)}`);
+      // Down from three to zero with a connect in between: one goes offline, and it is a disconnect.
+      const [a, b, c, d] = await Promise.all([
+        node.disconnected('gus'),
+        node.connected('gus'),
+        node.disconnected('gus'),
+        node.disconnected('gus'),
+      ]);
+      assert.equal(b, false, 'a connect never reports the principal going offline');
+      assert.equal([a, c, d].filter(Boolean).length, 0, 'still one connection left');
+      assert.equal(await node.disconnected('gus'), true);
+      assert.deepEqual([...(await node.online(['gus']))], []);
+      // A connect and a disconnect at once from offline: online then offline, or nothing to tell.
+      const both = await Promise.all([node.connected('hank'), node.disconnected('hank')]);
+      assert.equal(both[0], both[1], JSON.stringify(both));
+    });
+
     it('counts presence across nodes and forgets a stopped node', { skip: notShared }, async () => {
       const [a, b] = [await fixture.node('a'), await fixture.node('b')];
       assert.equal(await a.connected('hal'), true);
