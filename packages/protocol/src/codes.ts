@@ -160,7 +160,8 @@ export const ERROR_CODES = [
     code: 'STORE_UNAVAILABLE',
     status: 503,
     close: null,
-    description: 'The store failed; retry with the same `client_msg_id`.',
+    description:
+      'The store failed: on a send, retry with the same `client_msg_id`; on a handshake (503, `Retry-After`, close 1013), reconnect later.',
   },
   {
     code: 'INTERNAL',

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
+import type Database from 'better-sqlite3';
 import type { EndpointConfig } from '../src/config.js';
+import { signToken, userClaims } from './helpers/auth-fixtures.js';
 import {
   agentLogin,
   api,
@@ -332,6 +334,28 @@ for (const mode of ['http', 'close'] as const) {
       server.clock.advance(10 * 60_000 + 10_000);
       const client = clients.connect(`${server.wsUrl}/ws`, { headers: { authorization: `Bearer ${token}` } });
       await expectRefused(client, 401, 'TOKEN_EXPIRED', 4401);
+    });
+
+    it('refuses with 503 STORE_UNAVAILABLE and Retry-After (close 1013) when the store cannot be read', async () => {
+      // A principal and session no cache has seen, so the check must read the store, whose
+      // principals table is gone (as a driver error would make it).
+      const token = await signToken(server, userClaims(server, { sub: `store-away-${mode}` }));
+      const db = (server.gatehouse.services.store as unknown as { db: Database.Database }).db;
+      db.exec('ALTER TABLE principals RENAME TO principals_away');
+      try {
+        const client = clients.connect(`${server.wsUrl}/ws`, { headers: { authorization: `Bearer ${token}` } });
+        if (mode === 'http') {
+          const { headers } = await expectHttpRejection(client, 503, 'STORE_UNAVAILABLE');
+          assert.equal(headers['retry-after'], '1');
+        } else await expectErrorThenClose(client, 503, 'STORE_UNAVAILABLE', 1013);
+        // Logging in on the root endpoint would not help either: refused in HTTP, not opened.
+        const root = clients.connect(`${server.wsUrl}/`, { headers: { authorization: `Bearer ${token}` } });
+        await expectHttpRejection(root, 503, 'STORE_UNAVAILABLE');
+      } finally {
+        db.exec('ALTER TABLE principals_away RENAME TO principals');
+      }
+      const after = clients.connect(`${server.wsUrl}/ws`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal((await after.next('connected')).body.user.id, `store-away-${mode}`);
     });
 
     it('refuses a logged-out token with 401 TOKEN_REVOKED (close 4401)', async () => {

@@ -26,6 +26,7 @@ import type { EndpointConfig } from '../config.js';
 import type { ControlChannel, ControlEvent } from '../control-channel.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { hotCounters } from '../metrics.js';
+import { isStoreFailure } from '../store/connection-failures.js';
 import { Connection } from './connection.js';
 import { ConnectionRegistry, kick } from './connection-registry.js';
 import { flushConnection } from './frame-writer.js';
@@ -306,7 +307,10 @@ export class Gateway implements FrameContext {
     try {
       auth = await this.auth.authenticate(credential, request.device.deviceId);
     } catch (err) {
-      this.refuse(up, endpoint, this.describe(err));
+      const refusal = this.describe(err);
+      // Logging in would not help while the store is away: refused as a busy node refuses.
+      if (refusal.code === 'STORE_UNAVAILABLE') this.refuseEarly(up, endpoint, refusal);
+      else this.refuse(up, endpoint, refusal);
       return false;
     }
     if (!endpoint.kinds.includes(auth.principal.kind)) {
@@ -341,6 +345,10 @@ export class Gateway implements FrameContext {
     if (err instanceof RateLimitedError)
       return { code: 'RATE_LIMITED', message: err.message, status: 429, retryAfter: err.retryAfterSeconds };
     if (isGatehouseError(err)) return { code: err.code, message: err.message, status: err.status };
+    if (isStoreFailure(err)) {
+      this.log.warn({ err }, 'handshake failed: the store is unavailable');
+      return { code: 'STORE_UNAVAILABLE', message: 'the store is unavailable; retry shortly', retryAfter: 1 };
+    }
     this.log.error({ err }, 'handshake failed');
     return { code: 'INTERNAL', message: 'internal error', status: 500 };
   }
@@ -403,7 +411,12 @@ export class Gateway implements FrameContext {
     const { code, message, status } = refusal;
     this.upgrade(up, (ws) => {
       ws.send(errorEvent(code, message, status));
-      ws.close(errorInfo(code).close ?? CloseCode.UNAUTHORIZED, code);
+      // A refusal without a close code of its own: 1013 (retry later) for a 503, else 4401.
+      const httpStatus = status ?? errorInfo(code).status;
+      ws.close(
+        errorInfo(code).close ?? (httpStatus === 503 ? CloseCode.TRY_AGAIN_LATER : CloseCode.UNAUTHORIZED),
+        code,
+      );
       return undefined;
     });
   }

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify';
 import { isGatehouseError } from '../errors.js';
 import { keyFingerprint } from '../logger.js';
+import { isStoreFailure } from '../store/connection-failures.js';
 import { isAdminKey } from './credentials.js';
-import { isStoreFailure } from './error-reply.js';
 import { refusalCode } from './refusal-log.js';
 import type { RestApp } from './rest-types.js';
 

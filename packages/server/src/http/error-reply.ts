@@ -1,26 +1,14 @@
 import type { FastifyReply } from 'fastify';
-import pg from 'pg';
 import type { Logger } from 'pino';
 import { RateLimitedError } from '../auth/rate-limits.js';
 import { isGatehouseError } from '../errors.js';
-import { isConnectionFailure } from '../store/connection-failures.js';
+import { isStoreFailure } from '../store/connection-failures.js';
 
 /** What an error means for a client: status, code and a message safe to show (never a stack). */
 export interface ErrorDetails {
   status: number;
   code: string;
   message: string;
-}
-
-/**
- * Whether an error comes from the store's driver (SQLite or PostgreSQL) or its connection:
- * such a failure is the store's, not the request's, so the client may retry (503).
- */
-export function isStoreFailure(err: unknown): boolean {
-  for (let e = err, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth++) {
-    if (e.name === 'SqliteError' || e instanceof pg.DatabaseError) return true;
-  }
-  return isConnectionFailure(err);
 }
 
 /**

@@ -29,3 +29,14 @@ export function isConnectionFailure(err: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * Whether an error comes from the store's driver (SQLite or PostgreSQL) or its connection:
+ * such a failure is the store's, not the request's, so the client may retry (503).
+ */
+export function isStoreFailure(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth++) {
+    if (e.name === 'SqliteError' || e instanceof pg.DatabaseError) return true;
+  }
+  return isConnectionFailure(err);
+}
