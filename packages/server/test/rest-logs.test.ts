@@ -150,7 +150,7 @@ describe('REST logs', () => {
     assert.equal(again.status, 200);
     secrets.push(customer.token, customer.refreshToken, rotated.body.refreshToken, again.body.refreshToken);
     const entry = await line(
-      (l) => l.msg === 'customer refresh answered in the reuse grace period' && l.principal === customer.customerId,
+      (l) => l.msg === 'refresh answered in the reuse grace period' && l.principal === customer.customerId,
       'customer refresh in the grace period',
     );
     assert.equal(entry.level, INFO);

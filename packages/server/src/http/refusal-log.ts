@@ -43,3 +43,16 @@ export function logRefusals(
     );
   };
 }
+
+/**
+ * Logs (at `info`) a refresh answered from the reuse grace period: the same answer again for a
+ * token spent moments ago (a retried request), which the operator may want to see next to the
+ * refusals of real reuse.
+ */
+export function logReuseGrace(request: FastifyRequest, issued: { reuseGrace?: boolean; principal: { id: string } }) {
+  if (issued.reuseGrace)
+    request.log.info(
+      { principal: issued.principal.id, ip: request.ip, route: request.routeOptions.url },
+      'refresh answered in the reuse grace period',
+    );
+}

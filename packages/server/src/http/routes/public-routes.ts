@@ -4,7 +4,7 @@ import { GatehouseError } from '../../errors.js';
 import { DeviceFieldSchema as DeviceField } from '../../gateway/device-fields.js';
 import type { Services } from '../../services.js';
 import { bearerToken } from '../credentials.js';
-import { bodyField, logRefusals } from '../refusal-log.js';
+import { bodyField, logRefusals, logReuseGrace } from '../refusal-log.js';
 import type { RestApp } from '../rest-types.js';
 import {
   CustomerRefreshResult,
@@ -146,11 +146,7 @@ export async function publicRoutes(app: RestApp, { services }: { services: Servi
       kind: 'customer',
       ...(customerId ? { principalId: customerId } : {}),
     });
-    if (issued.reuseGrace)
-      request.log.info(
-        { principal: issued.principal.id, ip: request.ip, route: request.routeOptions.url },
-        'customer refresh answered in the reuse grace period',
-      );
+    logReuseGrace(request, issued);
     // A returning customer gets its open support session back (a new one if the last was closed).
     const sessionId = await services.messaging.openSupportSession(issued.principal.id);
     return { token: issued.token, refreshToken: issued.refreshToken as string, sessionId, expiresAt: issued.expiresAt };

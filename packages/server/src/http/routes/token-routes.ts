@@ -3,7 +3,7 @@ import { ms } from '../../config.js';
 import type { Services } from '../../services.js';
 import { accessTokenAuth, requireCredential } from '../credentials.js';
 import { shapedErrorHandler } from '../error-reply.js';
-import { logRefusals } from '../refusal-log.js';
+import { logRefusals, logReuseGrace } from '../refusal-log.js';
 import type { RestApp } from '../rest-types.js';
 import { ErrorBody, RefreshEnvelope, TicketResult } from '../schemas.js';
 
@@ -37,11 +37,7 @@ export async function refreshTokenRoutes(app: RestApp, { services }: { services:
     },
     async (request) => {
       const issued = await services.auth.refresh(request.body.refresh_token);
-      if (issued.reuseGrace)
-        request.log.info(
-          { principal: issued.principal.id, ip: request.ip, route: request.routeOptions.url },
-          'refresh answered in the reuse grace period',
-        );
+      logReuseGrace(request, issued);
       return {
         code: 200,
         body: {
