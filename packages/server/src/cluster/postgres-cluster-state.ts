@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { ClusterState, SlotHolder } from './cluster-state.js';
+import { SerialBatches } from './serial-batches.js';
 
 export interface PostgresClusterStateOptions {
   /** The node's PostgreSQL pool (the store's): borrowed, never ended here. */
@@ -53,9 +54,15 @@ export class PostgresClusterState implements ClusterState {
   private readonly presenceDirty = new Set<string>();
   /** Principals this node's written rows count as connected here. */
   private readonly writtenPresence = new Set<string>();
-  /** The presence write under way, and the one that will take the changes made meanwhile. */
-  private presenceWrite: Promise<Map<string, 'online' | 'offline'>> | null = null;
-  private nextPresenceWrite: Promise<Map<string, 'online' | 'offline'>> | null = null;
+  /**
+   * Presence rows are written in batches (SerialBatches): this node's rows are its own, so it
+   * writes absolute counts, and a failed write leaves its principals marked for the next
+   * write, or the heartbeat's, to put right.
+   */
+  private readonly presenceWrites = new SerialBatches(() => this.writeDirtyPresence());
+  /** Slot rows of closed sockets, deleted in batches too (a failed delete is tried again). */
+  private pendingReleases: { slot: string; connectionId: string }[] = [];
+  private readonly slotReleases = new SerialBatches(() => this.deleteReleasedSlots());
   private nodeLostHandlers: ((offline: string[]) => void)[] = [];
 
   constructor(options: PostgresClusterStateOptions) {
@@ -117,7 +124,9 @@ export class PostgresClusterState implements ClusterState {
     if (rows[0]?.inserted && (this.localPresence.size > 0 || this.localSlots.size > 0)) await this.restoreOwnRows();
     // Counts a failed write left behind (nothing else may change them soon).
     if (this.presenceDirty.size > 0)
-      await this.writePresence().catch((err) => this.log.warn({ err }, 'cluster state: presence write failed'));
+      await this.presenceWrites.run().catch((err) => this.log.warn({ err }, 'cluster state: presence write failed'));
+    if (this.pendingReleases.length > 0)
+      await this.slotReleases.run().catch((err) => this.log.warn({ err }, 'cluster state: slot release failed'));
     await this.reapDeadNodes();
   }
 
@@ -164,7 +173,8 @@ export class PostgresClusterState implements ClusterState {
     this.stopHeartbeat?.();
     this.stopHeartbeat = null;
     await this.beating;
-    await this.presenceWrite?.catch(() => {});
+    await this.presenceWrites.settled();
+    await this.slotReleases.settled();
     await this.pool.query('DELETE FROM gh_presence WHERE node = $1', [this.node]).catch(() => {});
     await this.pool.query('DELETE FROM gh_device_slots WHERE node = $1', [this.node]).catch(() => {});
     await this.pool.query('DELETE FROM gh_nodes WHERE node = $1', [this.node]).catch(() => {});
@@ -209,7 +219,24 @@ export class PostgresClusterState implements ClusterState {
 
   async releaseSlot(slot: string, connectionId: string): Promise<void> {
     if (this.localSlots.get(slot) === connectionId) this.localSlots.delete(slot);
-    await this.pool.query('DELETE FROM gh_device_slots WHERE slot = $1 AND connection_id = $2', [slot, connectionId]);
+    this.pendingReleases.push({ slot, connectionId });
+    await this.slotReleases.run();
+  }
+
+  private async deleteReleasedSlots(): Promise<void> {
+    const releases = this.pendingReleases;
+    this.pendingReleases = [];
+    if (releases.length === 0) return;
+    try {
+      await this.pool.query(
+        `DELETE FROM gh_device_slots d USING UNNEST($1::text[], $2::text[]) AS r(slot, connection_id)
+         WHERE d.slot = r.slot AND d.connection_id = r.connection_id`,
+        [releases.map((r) => r.slot), releases.map((r) => r.connectionId)],
+      );
+    } catch (err) {
+      this.pendingReleases.push(...releases);
+      throw err;
+    }
   }
 
   private liveNodesClause(param: number): string {
@@ -235,36 +262,11 @@ export class PostgresClusterState implements ClusterState {
    */
   private async presenceChange(principalId: string, direction: 'online' | 'offline'): Promise<boolean> {
     this.presenceDirty.add(principalId);
-    const transitions = await this.writePresence();
+    const transitions = await this.presenceWrites.run();
     if (transitions.get(principalId) !== direction) return false;
     // Told once: of several changes written together, the first caller announces.
     transitions.delete(principalId);
     return true;
-  }
-
-  /**
-   * Writes this node's presence counts that changed, many principals in one statement, one
-   * write at a time (the changes made meanwhile go together in the next one): a burst of
-   * thousands of connects or disconnects takes a few round trips and at most one pooled
-   * connection, instead of queueing thousands of queries for the pool. The rows of this node
-   * are its own, so it writes absolute counts: a failed write leaves its principals marked,
-   * and the next write (or the heartbeat's) puts them right.
-   */
-  private writePresence(): Promise<Map<string, 'online' | 'offline'>> {
-    if (this.nextPresenceWrite) return this.nextPresenceWrite;
-    const previous = this.presenceWrite ?? Promise.resolve();
-    const write: Promise<Map<string, 'online' | 'offline'>> = previous
-      .catch(() => {})
-      .then(() => {
-        this.nextPresenceWrite = null;
-        this.presenceWrite = write;
-        return this.writeDirtyPresence();
-      })
-      .finally(() => {
-        if (this.presenceWrite === write) this.presenceWrite = null;
-      });
-    this.nextPresenceWrite = write;
-    return write;
   }
 
   private async writeDirtyPresence(): Promise<Map<string, 'online' | 'offline'>> {

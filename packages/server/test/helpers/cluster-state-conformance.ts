@@ -54,6 +54,19 @@ export function clusterStateConformance(target: ClusterStateTarget): void {
       assert.equal(await node.claimSlot('bob|web', 'again'), null, 'the holder freed it');
     });
 
+    it('frees every slot of releases made at once, and only those still held by the releasing socket', async () => {
+      const node = await fixture.node('n1');
+      const slots = Array.from({ length: 50 }, (_, i) => `many-${i}|web`);
+      for (const slot of slots) await node.claimSlot(slot, `${slot}-1`);
+      await node.claimSlot('many-0|web', 'many-0|web-2');
+      await Promise.all(slots.map((slot) => node.releaseSlot(slot, `${slot}-1`)));
+      assert.deepEqual(await node.claimSlot('many-0|web', 'many-0|web-3'), {
+        connectionId: 'many-0|web-2',
+        node: 'n1',
+      });
+      for (const slot of slots.slice(1)) assert.equal(await node.claimSlot(slot, `${slot}-3`), null, slot);
+    });
+
     it('lists as lost exactly the held slots another claim has taken', async () => {
       const node = await fixture.node('n1');
       await node.claimSlot('s1', 'a');
