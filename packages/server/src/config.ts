@@ -168,7 +168,7 @@ export const CONFIG_SCHEMA = group({
     maxUnauthenticated: int(10_000, 'Unauthenticated sockets per node (503 `SERVER_BUSY` above).', 1),
     maxHandshakesInProgress: int(
       100,
-      'Token handshakes a node works on at once, from the credential check to the end of the offline replay (503 `SERVER_BUSY` with `Retry-After` above): in a reconnect storm the node finishes those it took instead of letting all of them time out.',
+      'Token handshakes a node works on at once, from the credential check to the end of the offline replay, not counting time spent waiting for a slow client to read (503 `SERVER_BUSY` with `Retry-After` above): in a reconnect storm the node finishes those it took instead of letting all of them time out.',
       1,
     ),
     handshakesPerSecondPerIp: int(200, 'WebSocket handshakes per second per client IP (429 above).', 1),

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ms } from '../src/config.js';
+import { tryConnect } from './helpers/auth-fixtures.js';
 import { Clients, createGroup, imUsers, nextFrames, sendOk } from './helpers/messaging.js';
 import { rawWebSocket } from './helpers/raw-websocket.js';
 import { api, startServer, type TestServer } from './helpers/test-server.js';
@@ -174,3 +175,50 @@ describe('a client that stops reading', () => {
     assert.equal((await sender.client.request({ type: 'ping' })).type, 'pong');
   });
 });
+
+describe('a client that stops reading during its offline replay', () => {
+  let server: TestServer;
+  const clients = new Clients();
+  before(async () => {
+    server = await startServer({
+      ws: { maxBufferedBytes: MAX_BUFFERED },
+      messages: { maxTextBytes: TEXT_BYTES },
+      limits: { messagesPerSecond: 100_000, maxHandshakesInProgress: 1 },
+    });
+  });
+  after(async () => {
+    await clients.closeAll();
+    await server.close();
+  });
+
+  it('holds no handshake place while the server waits for it to read (limits.maxHandshakesInProgress)', async () => {
+    const { tokens } = await imUsers(server, ['slow-sender', 'slow-reader', 'next-in-line']);
+    const sender = await clients.device(server, '/ws', tokens['slow-sender'] as string);
+    for (let i = 1; i <= 200; i++) await sendOk(sender.client, { to: 'slow-reader', text: 'q'.repeat(TEXT_BYTES) });
+
+    // Greeted, then reads nothing: its 12 MB replay waits on the kernel buffers.
+    const stalled = await rawWebSocket(
+      server.url,
+      '/ws',
+      { Authorization: `Bearer ${tokens['slow-reader']}` },
+      '"connected"',
+    );
+    // The only place is free again once the server waits for the client (503 SERVER_BUSY before that).
+    const next = await eventuallyConnected(server, tokens['next-in-line'] as string);
+    assert.equal(next.frame.body.user.id, 'next-in-line');
+    next.client.close();
+    stalled.socket.destroy();
+  });
+});
+
+/** Connects, retrying while the node answers 503 SERVER_BUSY (bounded by WAIT_MS). */
+async function eventuallyConnected(server: TestServer, token: string) {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const outcome = await tryConnect(`${server.wsUrl}/ws`, { headers: { authorization: `Bearer ${token}` } });
+    if (outcome.kind === 'connected') return outcome;
+    assert.equal(outcome.code, 'SERVER_BUSY');
+    if (Date.now() > deadline) assert.fail('still refused with SERVER_BUSY: the stalled replay holds the place');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -69,6 +69,11 @@ export class Connection {
   wsToken: string | null = null;
   /** Frames written this event-loop turn, not yet handed to the socket (frame-writer.ts). */
   queuedFrames: QueuedFrames | null = null;
+  /**
+   * Gives back this socket's place among the handshakes in progress (the gateway's bound on
+   * server-side work); null once given back.
+   */
+  admission: (() => void) | null = null;
 
   constructor(options: ConnectionOptions) {
     this.id = options.id;
@@ -115,6 +120,8 @@ export class Connection {
       // The frame writer hands this turn's frames to the socket when the turn ends; look after it has.
       setImmediate(() => {
         if (this.closed || !this.socket.writableNeedDrain) return resolve();
+        // Waiting on the client now, not on the server: that holds no handshake place.
+        this.leaveAdmission();
         const done = () => {
           this.socket.off('drain', done);
           this.socket.off('close', done);
@@ -124,6 +131,12 @@ export class Connection {
         this.socket.on('close', done);
       });
     });
+  }
+
+  leaveAdmission(): void {
+    const leave = this.admission;
+    this.admission = null;
+    leave?.();
   }
 
   /** Bytes written to this connection that the peer has not taken yet. */

@@ -494,9 +494,10 @@ export class Gateway implements FrameContext {
             },
             err_msg: '',
           });
+        conn.admission = attached ?? null;
         this.attach(conn, auth, greet)
           .catch((err) => this.log.error({ err }, 'attach failed'))
-          .finally(attached);
+          .finally(() => conn.leaveAdmission());
         return conn;
       }
       if (firstFrame) {
