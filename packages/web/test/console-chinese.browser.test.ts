@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { seriousViolations } from './helpers/axe.js';
-import { CHROMIUM, launchChromium, WAIT_MS, WebGatehouse } from './helpers/web-gatehouse.js';
+import { ADMIN_KEY, CHROMIUM, launchChromium, WAIT_MS, WebGatehouse } from './helpers/web-gatehouse.js';
 
 /** With GATEHOUSE_SCREENSHOT_DIR set, the test leaves PNGs of each view there (to look at the glyphs). */
 const SHOTS = process.env.GATEHOUSE_SCREENSHOT_DIR;
@@ -117,6 +117,27 @@ describe('console in Simplified Chinese', {
     assert.equal(await text(agent, '.closed-notice'), '此会话已结束。');
     await w('.gh-closed').waitFor(expect);
     assert.match(String(await w('.gh-closed').textContent()), /^会话已结束/);
+  });
+
+  it('admin view: stats, the kinds in the connection table and the actions in Chinese', async () => {
+    // The customer from the conversation above is still connected.
+    await agent.getByRole('button', { name: '管理' }).click();
+    await agent.getByLabel('管理密钥').fill(ADMIN_KEY);
+    await agent.getByRole('button', { name: '打开管理' }).click();
+    await agent.locator('.stats').waitFor(expect);
+    assert.equal(await text(agent, '#stats-h'), '统计');
+    const counts = /^用户 \d+，客服 \d+，访客 \d+$/;
+    assert.match(String(await text(agent, '.stats dd:nth-of-type(3)')), counts);
+    assert.match(String(await text(agent, '.stats dd:nth-of-type(2)')), /^\d+（用户 \d+，客服 1，访客 [1-9]\d*）$/);
+    const row = agent.locator('table.connections tr', { hasText: '王芳' }).first();
+    await row.waitFor(expect);
+    assert.equal(await row.locator('td').nth(1).textContent(), '访客');
+    assert.equal(await row.getByRole('button', { name: /^踢下线/ }).count(), 1);
+    const kinds = await agent.locator('table.connections tbody td:nth-child(2)').allTextContents();
+    assert.ok(kinds.length >= 2, `connections listed: ${kinds.join(', ')}`);
+    for (const kind of kinds) assert.ok(['用户', '客服', '访客'].includes(kind), `kind cell "${kind}" is in Chinese`);
+    assert.deepEqual(await seriousViolations(agent), [], 'the Chinese admin view');
+    await shot(agent, 'console-zh-admin.png');
   });
 
   it('the language follows ?lang= and the menu, whatever navigator.language says', async () => {

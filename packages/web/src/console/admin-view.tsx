@@ -29,6 +29,12 @@ export function AdminView({ t }: { t: Translate }) {
   const [newKey, setNewKey] = useState<string | null>(null);
   const [done, setDone] = useState('');
 
+  /** A principal kind in the page's language (an unknown kind as it came). */
+  const kindName = (kind: string) =>
+    kind === 'user' || kind === 'agent' || kind === 'customer' ? t(`kind.${kind}`) : kind;
+  const countsByKind = (counts: Record<string, number>) =>
+    t('admin.byKind', { user: counts.user ?? 0, agent: counts.agent ?? 0, customer: counts.customer ?? 0 });
+
   const admin = <T,>(method: string, path: string, body?: unknown) =>
     callJson<T>(method, path, { headers: { 'x-admin-key': key }, ...(body !== undefined ? { body } : {}) });
 
@@ -112,14 +118,10 @@ export function AdminView({ t }: { t: Translate }) {
             <dd>{stats.node}</dd>
             <dt>{t('admin.connections')}</dt>
             <dd>
-              {stats.connections.total} (user {stats.connections.byKind.user ?? 0}, agent{' '}
-              {stats.connections.byKind.agent ?? 0}, customer {stats.connections.byKind.customer ?? 0})
+              {t('admin.total', { total: stats.connections.total, counts: countsByKind(stats.connections.byKind) })}
             </dd>
             <dt>{t('admin.principals')}</dt>
-            <dd>
-              user {stats.principals.user ?? 0}, agent {stats.principals.agent ?? 0}, customer{' '}
-              {stats.principals.customer ?? 0}
-            </dd>
+            <dd>{countsByKind(stats.principals)}</dd>
           </dl>
         ) : null}
       </section>
@@ -149,7 +151,7 @@ export function AdminView({ t }: { t: Translate }) {
               {connections.map((c) => (
                 <tr key={c.session_id}>
                   <td>{c.principal ? `${c.principal.name} (${c.principal.id})` : '—'}</td>
-                  <td>{c.principal?.kind ?? '—'}</td>
+                  <td>{c.principal ? kindName(c.principal.kind) : '—'}</td>
                   <td>{c.device_type ?? '—'}</td>
                   <td>{c.node}</td>
                   <td>{new Date(c.connected_at).toLocaleTimeString()}</td>
