@@ -1,10 +1,21 @@
 import pg from 'pg';
 
 /**
- * Node's codes for a backing service that cannot be reached. The PostgreSQL driver surfaces
- * them as is (an AggregateError carries the code of its attempts).
+ * Node's codes for a backing service that cannot be reached now. The PostgreSQL driver
+ * surfaces them as is (an AggregateError carries the code of its attempts). EMFILE/ENFILE: the
+ * process (or system) is out of descriptors, so the pool cannot open a connection until
+ * sockets close — retryable, like a refused connection.
  */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EMFILE',
+  'ENFILE',
+]);
 
 /** pg's own messages for a connection that failed or went away (they carry no code). */
 const PG_CONNECTION =
