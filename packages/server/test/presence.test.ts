@@ -105,4 +105,54 @@ describe('presence at shutdown', { skip: POSTGRES_SKIP }, () => {
       'no "presence update failed" against a closed pool',
     );
   });
+
+  it('announces a burst of changes one at a time, every one of them, in order', async () => {
+    const server = await startServer({ store: { url: db.url }, log: { level: 'warn' } });
+    try {
+      const key = await createAppKey(server);
+      const watcher = await connectWithToken(server.wsUrl, '/ws', await userToken(server, key, 'burst-watcher'));
+      const ids = Array.from({ length: 30 }, (_, i) => `burst-${i}`);
+      const tokens = [];
+      for (const id of ids) {
+        tokens.push(await userToken(server, key, id));
+        // A direct conversation with the watcher: the watcher is told of each one's presence.
+        const peer = await connectWithToken(server.wsUrl, '/ws', tokens.at(-1) as string);
+        assert.equal((await peer.client.request({ type: 'message', to: 'burst-watcher', text: 'hi' })).code, 200);
+        peer.client.close();
+        await watcher.client.next((f) => f.type === 'presence' && f.user_id === id && f.online === false);
+      }
+      // Peers are looked up through the real store, with a count of how many run at once.
+      const store = server.gatehouse.services.store;
+      const peersOf = store.peersOf.bind(store);
+      let running = 0;
+      let most = 0;
+      store.peersOf = async (id, limit) => {
+        most = Math.max(most, ++running);
+        try {
+          return await peersOf(id, limit);
+        } finally {
+          running--;
+        }
+      };
+      // All thirty at once: their presence is written together, and each goes online.
+      const sockets = await Promise.all(tokens.map((token) => connectWithToken(server.wsUrl, '/ws', token)));
+      const online = new Set<string>();
+      while (online.size < ids.length) {
+        const event = await watcher.client.next((f) => f.type === 'presence' && f.online === true);
+        online.add(event.user_id);
+      }
+      assert.deepEqual([...online].sort(), [...ids].sort());
+      assert.equal(most, 1, 'one peer lookup at a time');
+      // Nothing left in flight when the server closes: every one is seen going offline again.
+      for (const socket of sockets) socket.client.close();
+      const offline = new Set<string>();
+      while (offline.size < ids.length) {
+        const event = await watcher.client.next((f) => f.type === 'presence' && f.online === false);
+        offline.add(event.user_id);
+      }
+      watcher.client.close();
+    } finally {
+      await server.close();
+    }
+  });
 });

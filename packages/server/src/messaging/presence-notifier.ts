@@ -16,6 +16,8 @@ const MAX_PEERS = 1000;
 export class PresenceNotifier {
   /** Updates under way: a shutdown waits for them before the store and the broker close. */
   private readonly pending = new Set<Promise<void>>();
+  /** The tail of the announcements' queue. */
+  private announcing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly cluster: ClusterState,
@@ -55,7 +57,19 @@ export class PresenceNotifier {
     if (changed) await this.announce(principalId, online);
   }
 
-  private async announce(principalId: string, online: boolean): Promise<void> {
+  /**
+   * Announcements go out one at a time, in the order the changes were seen: a burst (every
+   * principal of a node that died, then each of them coming back elsewhere) waits here instead
+   * of crowding the store's pool out from under the handshakes, and a principal's `offline`
+   * never overtakes its later `online`.
+   */
+  private announce(principalId: string, online: boolean): Promise<void> {
+    const next = this.announcing.then(() => this.announceNow(principalId, online));
+    this.announcing = next.catch(() => {});
+    return next;
+  }
+
+  private async announceNow(principalId: string, online: boolean): Promise<void> {
     const peers = await this.store.peersOf(principalId, MAX_PEERS);
     if (peers.length > 0)
       this.delivery.publishEvent(peers, JSON.stringify({ type: 'presence', code: 200, user_id: principalId, online }));
