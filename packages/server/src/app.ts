@@ -87,7 +87,12 @@ function createStore(config: GatehouseConfig, dataDir: string, log: Logger): Sto
       poolSize: config.store.poolSize,
       connectTimeoutMs: ms(config, 'store.connectTimeout'),
       queryTimeoutMs: ms(config, 'store.queryTimeout'),
-      onError: (err) => log.warn({ err }, 'a PostgreSQL connection was lost; the pool will open a new one'),
+      // The driver's error carries its whole client (parameters, parsed statements): the log keeps what it means.
+      onError: (err) =>
+        log.warn(
+          { err: { type: err.name, message: err.message, code: (err as { code?: string }).code } },
+          'a PostgreSQL connection was lost; the pool will open a new one',
+        ),
     });
   throw new TypeError(
     `store.url "${url.split(':')[0]}:…" is not supported (use sqlite:PATH, postgres://… or leave empty)`,

@@ -9,8 +9,17 @@ import { ManualClock } from '../src/clock.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger, keyFingerprint, redactHeaders, redactUrl } from '../src/logger.js';
 import { closeClient, passwordUser, tryConnect } from './helpers/auth-fixtures.js';
-import { agentLogin, api, createAppKey, newCustomer, type TestServer, userToken } from './helpers/test-server.js';
-import { TestClient } from './helpers/ws-client.js';
+import { adminQuery, createTestDatabase, POSTGRES_SKIP } from './helpers/postgres.js';
+import {
+  agentLogin,
+  api,
+  createAppKey,
+  newCustomer,
+  startServer,
+  type TestServer,
+  userToken,
+} from './helpers/test-server.js';
+import { TestClient, WAIT_MS } from './helpers/ws-client.js';
 
 /** A pino destination that keeps every line. */
 function captureLines() {
@@ -250,5 +259,37 @@ describe('the logger and URL redaction', () => {
 
   it('names a key by the first 8 hex digits of its SHA-256', () => {
     assert.equal(keyFingerprint('abc'), 'ba7816bf');
+  });
+});
+
+describe('a lost PostgreSQL connection in the log', { skip: POSTGRES_SKIP }, () => {
+  it('is one short line with the error code, not the driver client with its parameters', async () => {
+    const db = await createTestDatabase();
+    const lines: string[] = [];
+    const server = await startServer(
+      { store: { url: db.url }, log: { level: 'warn' } },
+      { logStream: { write: (line) => lines.push(line) } },
+    );
+    try {
+      // The pool holds idle connections after the start; the server ends them.
+      await adminQuery(
+        db.url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = 'gatehouse'",
+      );
+      const deadline = Date.now() + WAIT_MS;
+      let lost: string | undefined;
+      while (!lost && Date.now() < deadline) {
+        lost = lines.find((line) => line.includes('a PostgreSQL connection was lost'));
+        if (!lost) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok(lost, 'the lost connection is logged');
+      const entry = JSON.parse(lost);
+      assert.equal(entry.err.code, '57P01');
+      assert.equal(entry.err.client, undefined, 'no driver client in the line');
+      assert.ok(lost.length < 2000, `${lost.length} characters`);
+    } finally {
+      await server.close();
+      await db.drop();
+    }
   });
 });
