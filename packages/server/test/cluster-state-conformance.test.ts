@@ -105,6 +105,31 @@ describe('PostgresClusterState on the injected clock', { skip: POSTGRES_SKIP }, 
     assert.ok(next && first && next > first, 'advancing the clock by one interval wrote a heartbeat');
   });
 
+  it('writes back its presence and slots when another node took it for dead and deleted them', async () => {
+    const state = await cluster.node('revived', 60_000);
+    assert.equal(await state.connected('mia'), true);
+    assert.equal(await state.connected('mia'), false);
+    assert.equal(await state.claimSlot('mia|web', 'c-mia'), null);
+    // What a reaping node does to a node whose heartbeat it saw as too old.
+    await observer.query("DELETE FROM gh_nodes WHERE node = 'revived'");
+    await observer.query("DELETE FROM gh_presence WHERE node = 'revived'");
+    await observer.query("DELETE FROM gh_device_slots WHERE node = 'revived'");
+    const rows = async () => ({
+      presence: (await observer.query("SELECT principal_id, connections FROM gh_presence WHERE node = 'revived'")).rows,
+      slots: (await observer.query("SELECT slot, connection_id FROM gh_device_slots WHERE node = 'revived'")).rows,
+    });
+    cluster.clock.advance(60_000);
+    for (let i = 0; i < 100 && (await rows()).slots.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(await rows(), {
+      presence: [{ principal_id: 'mia', connections: 2 }],
+      slots: [{ slot: 'mia|web', connection_id: 'c-mia' }],
+    });
+    // Counted as written: the last connection's end is the principal going offline.
+    assert.equal(await state.disconnected('mia'), false);
+    assert.equal(await state.disconnected('mia'), true);
+    assert.deepEqual((await rows()).presence, []);
+  });
+
   it('puts its presence rows right after a failed write, at the next heartbeat', async () => {
     const proxy = new TcpProxy('127.0.0.1', 5432);
     await proxy.up();
