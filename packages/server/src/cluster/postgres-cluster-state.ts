@@ -133,13 +133,10 @@ export class PostgresClusterState implements ClusterState {
   /** Another node took us for dead and deleted our rows: put back what this node holds. */
   private async restoreOwnRows(): Promise<void> {
     this.log.warn('cluster state: this node was taken for dead; restoring its presence and slots');
-    await this.pool.query(
-      `INSERT INTO gh_presence (principal_id, node, connections)
-       SELECT p, $2, c FROM UNNEST($1::text[], $3::int[]) AS t(p, c)
-       ON CONFLICT (principal_id, node) DO UPDATE SET connections = EXCLUDED.connections`,
-      [[...this.localPresence.keys()], this.node, [...this.localPresence.values()]],
-    );
-    for (const id of this.localPresence.keys()) this.writtenPresence.add(id);
+    // Its rows are gone: every principal counted here is written again, as any change is.
+    this.writtenPresence.clear();
+    for (const id of this.localPresence.keys()) this.presenceDirty.add(id);
+    await this.presenceWrites.run();
     await this.pool.query(
       `INSERT INTO gh_device_slots (slot, connection_id, node)
        SELECT s, c, $3 FROM UNNEST($1::text[], $2::text[]) AS t(s, c)
