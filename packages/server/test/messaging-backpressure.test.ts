@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ms } from '../src/config.js';
-import { tryConnect } from './helpers/auth-fixtures.js';
+import { connectWhenAdmitted } from './helpers/auth-fixtures.js';
 import { Clients, createGroup, imUsers, nextFrames, sendOk } from './helpers/messaging.js';
 import { rawWebSocket } from './helpers/raw-websocket.js';
 import { api, startServer, type TestServer } from './helpers/test-server.js';
@@ -12,16 +12,20 @@ const TEXT_BYTES = 60_000;
 /** Enough to fill any loopback kernel buffers many times over (24 MB); the test stops much earlier. */
 const MAX_MESSAGES = 400;
 
+/** A small send buffer and large frames, so that a client that stops reading fills it fast. */
+const startBackpressureServer = (limits: Record<string, number> = {}) =>
+  startServer({
+    ws: { maxBufferedBytes: MAX_BUFFERED },
+    messages: { maxTextBytes: TEXT_BYTES },
+    limits: { messagesPerSecond: 100_000, ...limits },
+  });
+
 describe('a client that stops reading', () => {
   let server: TestServer;
   const clients = new Clients();
 
   before(async () => {
-    server = await startServer({
-      ws: { maxBufferedBytes: MAX_BUFFERED },
-      messages: { maxTextBytes: TEXT_BYTES },
-      limits: { messagesPerSecond: 100_000 },
-    });
+    server = await startBackpressureServer();
   });
   after(async () => {
     await clients.closeAll();
@@ -180,11 +184,7 @@ describe('a client that stops reading during its offline replay', () => {
   let server: TestServer;
   const clients = new Clients();
   before(async () => {
-    server = await startServer({
-      ws: { maxBufferedBytes: MAX_BUFFERED },
-      messages: { maxTextBytes: TEXT_BYTES },
-      limits: { messagesPerSecond: 100_000, maxHandshakesInProgress: 1 },
-    });
+    server = await startBackpressureServer({ maxHandshakesInProgress: 1 });
   });
   after(async () => {
     await clients.closeAll();
@@ -204,21 +204,9 @@ describe('a client that stops reading during its offline replay', () => {
       '"connected"',
     );
     // The only place is free again once the server waits for the client (503 SERVER_BUSY before that).
-    const next = await eventuallyConnected(server, tokens['next-in-line'] as string);
+    const next = await connectWhenAdmitted(server, tokens['next-in-line'] as string);
     assert.equal(next.frame.body.user.id, 'next-in-line');
     next.client.close();
     stalled.socket.destroy();
   });
 });
-
-/** Connects, retrying while the node answers 503 SERVER_BUSY (bounded by WAIT_MS). */
-async function eventuallyConnected(server: TestServer, token: string) {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const outcome = await tryConnect(`${server.wsUrl}/ws`, { headers: { authorization: `Bearer ${token}` } });
-    if (outcome.kind === 'connected') return outcome;
-    assert.equal(outcome.code, 'SERVER_BUSY');
-    if (Date.now() > deadline) assert.fail('still refused with SERVER_BUSY: the stalled replay holds the place');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { tryConnect } from './helpers/auth-fixtures.js';
+import { connectWhenAdmitted, tryConnect } from './helpers/auth-fixtures.js';
 import { eventually } from './helpers/broker-conformance.js';
 import { adminQuery, createTestDatabase, POSTGRES_SKIP, type TestDatabase } from './helpers/postgres.js';
 import { createAppKey, startServer, type TestServer, userToken } from './helpers/test-server.js';
@@ -76,11 +76,7 @@ describe('handshakes in progress', { skip: POSTGRES_SKIP }, () => {
       if (outcome.kind === 'connected') opened.push(outcome.client);
     }
     // Both finished (greeted, replayed): the node takes new handshakes again.
-    const carol = await eventually(async () => {
-      const outcome = await tryConnect(`${server.wsUrl}/ws`, { headers: { authorization: `Bearer ${tokens.carol}` } });
-      if (outcome.kind !== 'connected') throw new Error(`refused: ${outcome.status} ${outcome.code}`);
-      return outcome;
-    });
+    const carol = await connectWhenAdmitted(server, tokens.carol);
     opened.push(carol.client);
     for (const client of opened) client.close();
   });

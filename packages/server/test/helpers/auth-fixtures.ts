@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { createHmac, createSecretKey, type KeyObject, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -120,6 +121,21 @@ export function tryConnect(url: string, options: ClientOptions & { protocols?: s
       () => {},
     );
   });
+}
+
+/**
+ * Connects to `/ws` with the token, retrying while the node answers 503 SERVER_BUSY (its
+ * handshakes-in-progress bound), for at most WAIT_MS; any other refusal fails.
+ */
+export async function connectWhenAdmitted(server: TestServer, token: string) {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const outcome = await tryConnect(`${server.wsUrl}/ws`, { headers: { authorization: `Bearer ${token}` } });
+    if (outcome.kind === 'connected') return outcome;
+    assert.equal(outcome.code, 'SERVER_BUSY');
+    if (Date.now() > deadline) assert.fail('still refused with SERVER_BUSY: the places stay taken');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** Connects with the token in the Authorization header; throws unless the socket is authenticated. */
