@@ -71,7 +71,9 @@ export function startSpread(window: number, now: number, random: () => number = 
  * least `floor` ms from `now` (a 4429/1013 refusal's Retry-After or long backoff), and its delay.
  */
 export function nextSpreadAttempt(schedule: SpreadSchedule, now: number, floor = 0): { slot: number; delay: number } {
-  const first = schedule.start + schedule.phase;
-  const slot = Math.max(schedule.slot + 1, Math.ceil((now + floor - first) / schedule.window));
-  return { slot, delay: Math.max(0, Math.ceil(first + slot * schedule.window - now)) };
+  // Worked in time since the close, not absolute clock readings: `(start + phase) − now` in
+  // floating point can come out at phase + 1e−11 and ceil to one ms more than the slot.
+  const elapsed = now - schedule.start;
+  const slot = Math.max(schedule.slot + 1, Math.ceil((elapsed + floor - schedule.phase) / schedule.window));
+  return { slot, delay: Math.max(0, Math.ceil(schedule.phase + slot * schedule.window - elapsed)) };
 }

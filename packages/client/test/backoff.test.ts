@@ -102,6 +102,13 @@ describe('spread schedule (after 1001/1012)', () => {
     assert.deepEqual(nextSpreadAttempt(schedule, 10_305), { slot: 1, delay: 995 });
   });
 
+  it('waits exactly the phase when asked at the moment of the close, whatever the clock reads', () => {
+    // performance.now() after ~17 minutes: (start + 100) − start is 100.00000000009 in floating point.
+    const start = 1_048_479.823131041;
+    const schedule = startSpread(400, start, fixed(0.25));
+    assert.deepEqual(nextSpreadAttempt(schedule, start), { slot: 0, delay: 100 });
+  });
+
   it('never retries at once when an attempt fails within the same millisecond as its slot', () => {
     const schedule = startSpread(1000, 0, fixed(0.3));
     schedule.slot = nextSpreadAttempt(schedule, 0).slot;
