@@ -73,6 +73,51 @@ describe('RevocationCache', () => {
     assert.equal(await cache.sessionRevoked(sid), true);
   });
 
+  it('check() reads both answers in one store read when neither is cached, and only the missing one otherwise', async () => {
+    const reads: string[] = [];
+    const counting = new RevocationCache(
+      {
+        getPrincipal: (key) => {
+          reads.push('principal');
+          return store.getPrincipal(key);
+        },
+        getLoginSession: (key) => {
+          reads.push('session');
+          return store.getLoginSession(key);
+        },
+        revocationState: (principalId, sessionId) => {
+          reads.push('both');
+          return store.revocationState(principalId, sessionId);
+        },
+      },
+      clock,
+      TTL,
+    );
+    const { id, sid } = await principal();
+    await store.bumpTokenVersion(id, clock.now());
+    assert.deepEqual(await counting.check(id, sid), {
+      principal: { tokenVersion: 1, blocked: false },
+      sessionRevoked: true,
+    });
+    assert.deepEqual(reads, ['both']);
+    assert.deepEqual(await counting.check(id, sid), {
+      principal: { tokenVersion: 1, blocked: false },
+      sessionRevoked: true,
+    });
+    assert.deepEqual(reads, ['both'], 'both cached');
+    const newSession = `${id}-s2`;
+    assert.deepEqual(await counting.check(id, newSession), {
+      principal: { tokenVersion: 1, blocked: false },
+      sessionRevoked: false,
+    });
+    assert.deepEqual(reads, ['both', 'session'], 'the principal came from the cache');
+    assert.deepEqual(await counting.check('never-stored', 'nor-this'), {
+      principal: { tokenVersion: 0, blocked: false },
+      sessionRevoked: false,
+    });
+    assert.deepEqual(reads, ['both', 'session', 'both']);
+  });
+
   it('never lowers a token version: a late event of an older version changes nothing', async () => {
     const { id } = await principal();
     cache.setPrincipal(id, { tokenVersion: 3, blocked: false });
@@ -99,18 +144,28 @@ describe('RevocationCache', () => {
           await gate;
           return record;
         },
+        revocationState: async (principalId, sessionId) => {
+          const state = await store.revocationState(principalId, sessionId);
+          await gate;
+          return state;
+        },
       },
       clock,
       TTL,
     );
+    const other = await principal();
     const reading = slow.principal(id);
     const readingSession = slow.sessionRevoked(sid);
+    const readingBoth = slow.check(other.id, other.sid);
     await new Promise((resolve) => setImmediate(resolve));
     slow.setPrincipal(id, { tokenVersion: 0, blocked: true });
     slow.markSessionRevoked(sid);
+    slow.setPrincipal(other.id, { tokenVersion: 0, blocked: true });
+    slow.markSessionRevoked(other.sid);
     open();
     assert.deepEqual(await reading, { tokenVersion: 0, blocked: true });
     assert.equal(await readingSession, true);
+    assert.deepEqual(await readingBoth, { principal: { tokenVersion: 0, blocked: true }, sessionRevoked: true });
     assert.deepEqual(await slow.principal(id), { tokenVersion: 0, blocked: true });
     assert.equal(await slow.sessionRevoked(sid), true);
     slow.setPrincipal(id, { tokenVersion: 0, blocked: false });

@@ -32,11 +32,32 @@ export class RevocationCache {
   private readonly sessions = new Map<string, Entry<boolean>>();
 
   constructor(
-    private readonly store: Pick<Store, 'getPrincipal' | 'getLoginSession'>,
+    private readonly store: Pick<Store, 'getPrincipal' | 'getLoginSession' | 'revocationState'>,
     private readonly clock: Clock,
     private readonly ttlMs: number,
     private readonly maxEntries = 50_000,
   ) {}
+
+  /**
+   * Both answers a token check needs: one store read when neither is cached (a principal's first
+   * handshake on this node), else the missing one alone.
+   */
+  async check(principalId: string, sid: string): Promise<{ principal: PrincipalState; sessionRevoked: boolean }> {
+    const principal = this.live(this.principals, principalId);
+    const session = this.live(this.sessions, sid);
+    if (principal || session) {
+      const [state, sessionRevoked] = await Promise.all([
+        principal?.value ?? this.principal(principalId),
+        session?.value ?? this.sessionRevoked(sid),
+      ]);
+      return { principal: state, sessionRevoked };
+    }
+    const read = await this.store.revocationState(principalId, sid);
+    return {
+      principal: this.mergePrincipal(principalId, read.principal ?? UNKNOWN_PRINCIPAL, false),
+      sessionRevoked: this.mergeSession(sid, read.sessionRevoked),
+    };
+  }
 
   async principal(id: string): Promise<PrincipalState> {
     const cached = this.live(this.principals, id);
@@ -51,11 +72,7 @@ export class RevocationCache {
     const cached = this.live(this.sessions, sid);
     if (cached) return cached.value;
     const session = await this.store.getLoginSession(sid);
-    const revoked = session?.revokedAt != null;
-    // An event may have marked it revoked while the store answered.
-    if (this.sessions.get(sid)?.value === true) return true;
-    this.remember(this.sessions, sid, revoked, revoked ? Number.POSITIVE_INFINITY : this.expiry());
-    return revoked;
+    return this.mergeSession(sid, session?.revokedAt != null);
   }
 
   /**
@@ -97,6 +114,13 @@ export class RevocationCache {
     }
     this.remember(this.principals, id, value, this.expiry());
     return value;
+  }
+
+  /** A store read of a session: an event may have marked it revoked while the store answered. */
+  private mergeSession(sid: string, revoked: boolean): boolean {
+    if (this.sessions.get(sid)?.value === true) return true;
+    this.remember(this.sessions, sid, revoked, revoked ? Number.POSITIVE_INFINITY : this.expiry());
+    return revoked;
   }
 
   private expiry(): number {

@@ -429,6 +429,22 @@ export class PostgresStore implements Store {
     return row ? toLoginSession(row) : null;
   }
 
+  async revocationState(
+    principalId: string,
+    sid: string,
+  ): Promise<{ principal: { tokenVersion: number; blocked: boolean } | null; sessionRevoked: boolean }> {
+    const row = await this.row<{ token_version: number | null; blocked: boolean | null; revoked: boolean }>(
+      `SELECT p.token_version, p.blocked, s.revoked_at IS NOT NULL AS revoked FROM (SELECT 1) AS one
+       LEFT JOIN principals p ON p.id = $1 LEFT JOIN login_sessions s ON s.sid = $2`,
+      [principalId, sid],
+    );
+    return {
+      principal:
+        row?.token_version == null ? null : { tokenVersion: Number(row.token_version), blocked: row.blocked === true },
+      sessionRevoked: row?.revoked === true,
+    };
+  }
+
   async revokeLoginSession(sid: string, now: number): Promise<boolean> {
     return this.transaction(async (db) => {
       const result = await db.query('UPDATE login_sessions SET revoked_at = COALESCE(revoked_at, $2) WHERE sid = $1', [

@@ -373,6 +373,22 @@ export class SqliteStore implements Store {
     return row ? toLoginSession(row) : null;
   }
 
+  async revocationState(
+    principalId: string,
+    sid: string,
+  ): Promise<{ principal: { tokenVersion: number; blocked: boolean } | null; sessionRevoked: boolean }> {
+    const [tokenVersion, blocked, revokedAt] = this.stmt(
+      `SELECT p.token_version, p.blocked, s.revoked_at FROM (SELECT 1)
+       LEFT JOIN principals p ON p.id = ? LEFT JOIN login_sessions s ON s.sid = ?`,
+    )
+      .raw()
+      .get(principalId, sid) as [number | null, number | null, number | null];
+    return {
+      principal: tokenVersion === null ? null : { tokenVersion, blocked: blocked === 1 },
+      sessionRevoked: revokedAt !== null,
+    };
+  }
+
   async revokeLoginSession(sid: string, now: number): Promise<boolean> {
     return this.db.transaction(() => {
       const result = this.stmt('UPDATE login_sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE sid = ?').run(

@@ -189,6 +189,15 @@ export interface Store {
 
   createLoginSession(session: LoginSessionRecord): Promise<void>;
   getLoginSession(sid: string): Promise<LoginSessionRecord | null>;
+  /**
+   * What verifying an access token needs from the store, in one read: the principal's token
+   * version and blocked flag (null when the store does not know it) and whether the login
+   * session is revoked (false when unknown).
+   */
+  revocationState(
+    principalId: string,
+    sid: string,
+  ): Promise<{ principal: { tokenVersion: number; blocked: boolean } | null; sessionRevoked: boolean }>;
   /** Marks the session revoked and every refresh token of it used; false if unknown. */
   revokeLoginSession(sid: string, now: number): Promise<boolean>;
 

@@ -389,6 +389,35 @@ export function storeConformance(name: string, factory: StoreFactory, options: {
         assert.equal(await ctx.store.getLoginSession(uid('sid')), null);
       });
 
+      it('revocationState answers token version, blocked flag and session revocation in one read, for known and unknown ids', async () => {
+        const alice = principal('user');
+        await ctx.store.createPrincipal(alice);
+        const live = loginSession(alice.id);
+        const revoked = loginSession(alice.id, { revokedAt: T0 + 5 });
+        await ctx.store.createLoginSession(live);
+        await ctx.store.createLoginSession(revoked);
+        assert.deepEqual(await ctx.store.revocationState(alice.id, live.sid), {
+          principal: { tokenVersion: 0, blocked: false },
+          sessionRevoked: false,
+        });
+        await ctx.store.setBlocked(alice.id, true);
+        await ctx.store.bumpTokenVersion(alice.id, T0 + 10);
+        assert.deepEqual(await ctx.store.revocationState(alice.id, revoked.sid), {
+          principal: { tokenVersion: 1, blocked: true },
+          sessionRevoked: true,
+        });
+        // bumpTokenVersion revoked the live session too.
+        assert.equal((await ctx.store.revocationState(alice.id, live.sid)).sessionRevoked, true);
+        assert.deepEqual(await ctx.store.revocationState(uid('nobody'), uid('sid')), {
+          principal: null,
+          sessionRevoked: false,
+        });
+        assert.deepEqual(await ctx.store.revocationState(uid('nobody'), revoked.sid), {
+          principal: null,
+          sessionRevoked: true,
+        });
+      });
+
       it('revoking a session marks it revoked and every refresh token of it used, and no other', async () => {
         const session = loginSession('alice');
         const other = loginSession('alice');
