@@ -1,7 +1,7 @@
 /** `/console/`: the agent console (login, queue, conversations) and the admin view. */
 import { GatehouseClient } from '@gatehouse/client';
 import { render } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { type ConnectionState, watchConnection } from '../shared/connection-state.js';
 import { type Lang, pickLang, type Translate, translator } from '../shared/messages.js';
 import { StatusLine } from '../shared/status-line.js';
@@ -33,7 +33,8 @@ function App({ initialLang }: { initialLang: Lang }) {
   const expiresAt = useRef(0);
   const pending = useRef<{ promise: Promise<string>; resolve: (token: string) => void } | null>(null);
 
-  useEffect(() => {
+  // Before the browser paints the new text: a screen reader never reads Chinese as English.
+  useLayoutEffect(() => {
     document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
     document.title = t('console.title');
   }, [lang]);
