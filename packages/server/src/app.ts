@@ -266,6 +266,7 @@ export class Gatehouse {
       nodeId,
       slots: cluster,
       hooks: {
+        onBound: (conn) => messaging?.holdUntilReplay(conn),
         onAuthenticated: (conn) => {
           presence?.connected(conn);
           return messaging?.replay(conn);

@@ -80,6 +80,11 @@ function writeHttpRefusal(socket: Duplex, refusal: Refusal): void {
 }
 
 export interface GatewayHooks {
+  /**
+   * Runs as a connection is bound to its principal, before its greeting: live delivery can reach
+   * it from here on, while onAuthenticated (and with it the replay) follows some awaits later.
+   */
+  onBound?(conn: Connection): void;
   /** Runs after a connection authenticated (offline replay goes here). */
   onAuthenticated?(conn: Connection): Promise<void> | void;
   /** Runs after a connection closed. */
@@ -628,6 +633,7 @@ export class Gateway implements FrameContext {
   private bind(conn: Connection, auth: AuthContext): void {
     const wasUnauthenticated = conn.auth === null;
     conn.auth = auth;
+    this.hooks.onBound?.(conn);
     this.registry.authenticated(conn, wasUnauthenticated);
   }
 

@@ -260,10 +260,20 @@ export class Messaging {
     return run;
   }
 
+  /**
+   * From the bind on, live messages to the connection wait for its first replay (which runs some
+   * awaits later: with PostgreSQL, after the slot claim commits). Sent at once, a message stored
+   * in between would arrive before the older ones the replay sends, and then again in the replay.
+   */
+  holdUntilReplay(conn: Connection): void {
+    conn.replay ??= { pending: [] };
+  }
+
   private async replayNow(conn: Connection, conversationIds?: string[]): Promise<void> {
     if (conn.closed) return;
     const principal = conn.principal as PrincipalInfo;
-    const state = { pending: [] as { conversationId: string; seq: number; frame: Buffer }[] };
+    // Takes over what was held since the bind (holdUntilReplay).
+    const state = conn.replay ?? { pending: [] };
     conn.replay = state;
     const replayedUpTo = new Map<string, number>();
     let count = 0;
