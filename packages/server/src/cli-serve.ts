@@ -1,5 +1,6 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
 import { Gatehouse } from './app.js';
 import { type CliCommand, configFrom, type Flags, UsageError } from './cli-command.js';
 import type { ConfigInput, GatehouseConfig } from './config.js';
@@ -9,6 +10,17 @@ import { createLogger } from './logger.js';
 export function shouldSeedDemo(config: GatehouseConfig): boolean {
   if (config.demo.seed !== 'auto') return config.demo.seed;
   return !/^postgres(ql)?:\/\//.test(config.store.url);
+}
+
+/**
+ * Exits once the log's last lines are written. The log is written asynchronously; exiting at once
+ * writes what is buffered synchronously, ahead of a write still under way (seen on a busy machine:
+ * "gatehouse stopped" before "gatehouse stopping"). Bounded, in case the log's reader is gone.
+ */
+function exitAfterLog(log: Logger, code: number): void {
+  process.exitCode = code;
+  log.flush(() => process.exit(code));
+  setTimeout(() => process.exit(code), 2000).unref();
 }
 
 /** The kind of store a URL names, for the log (never the URL: it may hold a password). */
@@ -126,11 +138,11 @@ async function serve(_args: string[], flags: Flags): Promise<number> {
     gatehouse.close().then(
       () => {
         log.info({ node, signal, durationMs: Date.now() - since }, 'gatehouse stopped');
-        process.exit(0);
+        exitAfterLog(log, 0);
       },
       (err) => {
         log.error({ err, node, signal }, 'shutdown failed');
-        process.exit(1);
+        exitAfterLog(log, 1);
       },
     );
   };

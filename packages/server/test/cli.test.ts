@@ -82,7 +82,8 @@ function assertJsonLines(text: string): Record<string, unknown>[] {
 
 function stop(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => {
-    child.once('exit', (code) => resolve(code));
+    // 'close', not 'exit': the pipes are read to their end by then, so stdout() holds every line.
+    child.once('close', (code) => resolve(code));
     child.kill('SIGTERM');
   });
 }
