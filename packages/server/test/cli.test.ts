@@ -454,7 +454,8 @@ describe('gatehouse probe --interactive', () => {
       child.stdout?.on('data', (chunk: Buffer) => {
         stdout += chunk.toString();
       });
-      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      // 'close': stdout is read to its end by then.
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
       await seen(/< \{"type":"connected"/);
       // Still open after `connected`: what is typed goes out, and the answers come back.
       child.stdin?.write('{"type":"hello","id":"p1"}\n');

@@ -154,7 +154,8 @@ describe('a start that fails after the store opened', { skip: POSTGRES_SKIP }, (
       child.stderr.on('data', (chunk: Buffer) => {
         output += chunk.toString();
       });
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      // 'close': the output is read to its end by then.
+      const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
       // Generous: the start itself takes a moment on two busy cores.
       const timer = setTimeout(() => child.kill('SIGKILL'), 4 * WAIT_MS);
       const code = await exited;
