@@ -215,14 +215,16 @@ for (const backend of BACKENDS) {
             warmUp.connected.body.session_id,
           ])
         ).rows as [{ slot: string }];
+        const slotReleased = (what: string) =>
+          eventually(
+            async () =>
+              assert.equal((await observer.query('SELECT 1 FROM gh_device_slots WHERE slot = $1', [slot])).rowCount, 0),
+            WAIT_MS,
+            what,
+          );
         warmUp.client.ws.terminate();
         await warmUp.client.closed;
-        await eventually(
-          async () =>
-            assert.equal((await observer.query('SELECT 1 FROM gh_device_slots WHERE slot = $1', [slot])).rowCount, 0),
-          WAIT_MS,
-          'warm-up slot released',
-        );
+        await slotReleased('warm-up slot released');
         const waitingClaims = async () =>
           Number(
             (
@@ -280,12 +282,7 @@ for (const backend of BACKENDS) {
           later.ws.terminate();
           await later.closed;
           // Its release done, so the next round's claims are the only ones to queue on the row.
-          await eventually(
-            async () =>
-              assert.equal((await observer.query('SELECT 1 FROM gh_device_slots WHERE slot = $1', [slot])).rowCount, 0),
-            WAIT_MS,
-            `round ${round}: slot released`,
-          );
+          await slotReleased(`round ${round}: slot released`);
         }
       } finally {
         await locker.query('ROLLBACK').catch(() => {});

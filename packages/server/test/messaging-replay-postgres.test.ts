@@ -71,7 +71,6 @@ describe('a message stored after the bind and before the replay reads (PostgreSQ
         'live after the replay',
       );
       const received = bobWeb.frames
-        .concat()
         .filter((f) => f.type === 'offline_message' || f.type === 'message')
         .map((f) => `${f.type}:${f.message.text}`);
       assert.deepEqual(received, ['offline_message:before', 'offline_message:during'], 'each once, in order');

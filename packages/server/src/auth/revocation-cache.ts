@@ -43,13 +43,8 @@ export class RevocationCache {
    * handshake on this node), else the missing one alone.
    */
   async check(principalId: string, sid: string): Promise<{ principal: PrincipalState; sessionRevoked: boolean }> {
-    const principal = this.live(this.principals, principalId);
-    const session = this.live(this.sessions, sid);
-    if (principal || session) {
-      const [state, sessionRevoked] = await Promise.all([
-        principal?.value ?? this.principal(principalId),
-        session?.value ?? this.sessionRevoked(sid),
-      ]);
+    if (this.live(this.principals, principalId) || this.live(this.sessions, sid)) {
+      const [state, sessionRevoked] = await Promise.all([this.principal(principalId), this.sessionRevoked(sid)]);
       return { principal: state, sessionRevoked };
     }
     const read = await this.store.revocationState(principalId, sid);

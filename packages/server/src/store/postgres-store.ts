@@ -29,6 +29,7 @@ import type {
   PrincipalRecord,
   RefreshTokenRecord,
   RefreshUse,
+  RevocationState,
   Store,
   SupportListing,
   TicketRecord,
@@ -429,10 +430,7 @@ export class PostgresStore implements Store {
     return row ? toLoginSession(row) : null;
   }
 
-  async revocationState(
-    principalId: string,
-    sid: string,
-  ): Promise<{ principal: { tokenVersion: number; blocked: boolean } | null; sessionRevoked: boolean }> {
+  async revocationState(principalId: string, sid: string): Promise<RevocationState> {
     const row = await this.row<{ token_version: number | null; blocked: boolean | null; revoked: boolean }>(
       `SELECT p.token_version, p.blocked, s.revoked_at IS NOT NULL AS revoked FROM (SELECT 1) AS one
        LEFT JOIN principals p ON p.id = $1 LEFT JOIN login_sessions s ON s.sid = $2`,

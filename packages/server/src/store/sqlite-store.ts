@@ -33,6 +33,7 @@ import type {
   PrincipalRecord,
   RefreshTokenRecord,
   RefreshUse,
+  RevocationState,
   Store,
   SupportListing,
   TicketRecord,
@@ -373,10 +374,7 @@ export class SqliteStore implements Store {
     return row ? toLoginSession(row) : null;
   }
 
-  async revocationState(
-    principalId: string,
-    sid: string,
-  ): Promise<{ principal: { tokenVersion: number; blocked: boolean } | null; sessionRevoked: boolean }> {
+  async revocationState(principalId: string, sid: string): Promise<RevocationState> {
     const [tokenVersion, blocked, revokedAt] = this.stmt(
       `SELECT p.token_version, p.blocked, s.revoked_at FROM (SELECT 1)
        LEFT JOIN principals p ON p.id = ? LEFT JOIN login_sessions s ON s.sid = ?`,

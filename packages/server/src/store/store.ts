@@ -153,6 +153,12 @@ export type RefreshUse =
  * Durable state. Every method either completes and is durable, or rejects; none
  * half-applies. Implementations: SqliteStore (embedded default), PostgresStore (scale-out).
  */
+/** Store.revocationState's answer: principal null when the store does not know it. */
+export interface RevocationState {
+  principal: { tokenVersion: number; blocked: boolean } | null;
+  sessionRevoked: boolean;
+}
+
 export interface Store {
   /** Creates or upgrades the schema; safe to call on every start. */
   migrate(): Promise<void>;
@@ -194,10 +200,7 @@ export interface Store {
    * version and blocked flag (null when the store does not know it) and whether the login
    * session is revoked (false when unknown).
    */
-  revocationState(
-    principalId: string,
-    sid: string,
-  ): Promise<{ principal: { tokenVersion: number; blocked: boolean } | null; sessionRevoked: boolean }>;
+  revocationState(principalId: string, sid: string): Promise<RevocationState>;
   /** Marks the session revoked and every refresh token of it used; false if unknown. */
   revokeLoginSession(sid: string, now: number): Promise<boolean>;
 
