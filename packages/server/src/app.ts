@@ -278,10 +278,16 @@ export class Gatehouse {
     if (!storeStartup.ready) gateway.holdWhile(() => !storeStartup.ready);
     metrics = new Metrics(nodeId, gateway.registry);
     const m = metrics;
-    const delivery = new Delivery(broker, gateway.registry, log, {
-      publish: (s) => m.brokerLatency.observe(s),
-      delivered: (s) => m.deliveryLatency.observe(s),
-    });
+    const delivery = new Delivery(
+      broker,
+      gateway.registry,
+      log,
+      {
+        publish: (s) => m.brokerLatency.observe(s),
+        delivered: (s) => m.deliveryLatency.observe(s),
+      },
+      broker instanceof MemoryBroker,
+    );
     const writer = new MessageWriter(
       store,
       (err) => log.error({ err }, 'message batch failed to store'),

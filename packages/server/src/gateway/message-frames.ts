@@ -2,7 +2,7 @@ import type { PrincipalInfo } from '@gatehouse/protocol';
 import { isWellFormedText } from '../auth/well-formed-text.js';
 import { GatehouseError } from '../errors.js';
 import type { Messaging } from '../messaging/messaging.js';
-import { okReply } from './replies.js';
+import { messageAckReply, okReply } from './replies.js';
 import type { FrameHandler } from './session-frames.js';
 
 const MAX_HISTORY_PAGE = 200;
@@ -54,7 +54,7 @@ export function messageFrameHandlers(messaging: Messaging): Record<'message' | '
         },
         conn,
       );
-      conn.sendRaw(okReply(frame, 'ack', ack));
+      conn.sendRaw(messageAckReply(frame, ack));
       publish();
     },
 

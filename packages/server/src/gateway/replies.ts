@@ -1,4 +1,4 @@
-import type { ErrorCode, ErrorEvent, ServerReply } from '@gatehouse/protocol';
+import type { AckBody, ErrorCode, ErrorEvent, ServerReply } from '@gatehouse/protocol';
 import { errorInfo } from '@gatehouse/protocol';
 
 /** A parsed client frame: `type` is resolved (from `cmd_id` if need be); other fields are unchecked. */
@@ -29,6 +29,21 @@ export function okReply<T extends ServerReply['type']>(
   body: Extract<ServerReply, { type: T }>['body'],
 ): string {
   return JSON.stringify({ type, ...echo(request), code: 200, body, err_msg: '' });
+}
+
+/**
+ * `okReply(request, 'ack', body)` for a stored message, byte for byte, written as a template:
+ * it goes out once per message, and the generic path's object spread and JSON.stringify of a
+ * nested object cost about a microsecond of the ~28 a message costs.
+ */
+export function messageAckReply(request: RequestFrame, body: AckBody): string {
+  let echoed = '';
+  if (request.id !== undefined) echoed += `,"id":${JSON.stringify(request.id)}`;
+  if (request.cmd_id !== undefined) echoed += `,"cmd_id":${JSON.stringify(request.cmd_id)}`;
+  return (
+    `{"type":"ack"${echoed},"code":200,"body":{"message_id":${JSON.stringify(body.message_id)},` +
+    `"conversation_id":${JSON.stringify(body.conversation_id)},"seq":${body.seq},"ts":${body.ts}},"err_msg":""}`
+  );
 }
 
 export function errorReply(

@@ -50,6 +50,12 @@ export class Delivery {
       publish() {},
       delivered() {},
     },
+    /**
+     * This node is the only one (the in-process broker): frames go to the local sockets right
+     * away, without a header serialized for the broker and parsed back in the same turn (about
+     * 4 % of a direct message's CPU). What other publishers put on the broker is still delivered.
+     */
+    private readonly alone = false,
   ) {}
 
   async start(): Promise<void> {
@@ -69,6 +75,10 @@ export class Delivery {
     frame: string,
     exceptConnection: string | null,
   ) {
+    if (this.alone) {
+      this.deliverHere(members, conversationId, seq, exceptConnection, frame);
+      return;
+    }
     const sentAt = Date.now();
     // The layout JSON.stringify gives {m, c, s, x, t}, which nodes of earlier versions parse.
     const header =
@@ -82,6 +92,10 @@ export class Delivery {
 
   /** Sends an event frame (not a stored message) to every device of these principals on every node. */
   publishEvent(principals: string[], frame: string): void {
+    if (this.alone) {
+      this.deliverHere(principals, null, 0, null, frame);
+      return;
+    }
     const header = JSON.stringify({ m: principals, c: null, s: 0, x: null, t: Date.now() });
     this.broker
       .publish(DELIVER_TOPIC, `${header}\n${frame}`)
@@ -90,6 +104,10 @@ export class Delivery {
 
   /** Sends a frame to every online agent on every node, except the devices of `exceptAgent`. */
   publishToAgents(frame: string, exceptAgent: string | null = null): void {
+    if (this.alone) {
+      this.agentsHere(frame, exceptAgent);
+      return;
+    }
     this.broker
       .publish(AGENTS_TOPIC, `${JSON.stringify({ x: exceptAgent })}\n${frame}`)
       .catch((err) => this.log.warn({ err }, 'agent notification failed'));
@@ -124,17 +142,28 @@ export class Delivery {
       return;
     }
     if (!Array.isArray(members)) return;
-    const except = header.x;
+    if (this.deliverHere(members as string[], header.c, header.s, header.x, payload.slice(newline + 1)))
+      this.observe.delivered((Date.now() - header.t) / 1000);
+  }
+
+  /** Writes the frame to every local socket of these members but `except`; false when none is here. */
+  private deliverHere(
+    members: readonly string[],
+    conversationId: string | null,
+    seq: number,
+    except: string | null,
+    frameText: string,
+  ): boolean {
     let frame: Buffer | null = null;
-    for (const member of members as string[]) {
+    for (const member of members) {
       const conns = this.registry.connectionsOf(member);
       if (!conns) continue;
-      frame ??= encodeTextFrame(payload.slice(newline + 1));
+      frame ??= encodeTextFrame(frameText);
       if (conns instanceof Connection) {
-        if (conns.id !== except) this.deliver(conns, header.c, header.s, frame);
-      } else for (const conn of conns) if (conn.id !== except) this.deliver(conn, header.c, header.s, frame);
+        if (conns.id !== except) this.deliver(conns, conversationId, seq, frame);
+      } else for (const conn of conns) if (conn.id !== except) this.deliver(conn, conversationId, seq, frame);
     }
-    if (frame) this.observe.delivered((Date.now() - header.t) / 1000);
+    return frame !== null;
   }
 
   /** A member list from its JSON; a conversation's long list is parsed again only when it changed. */
@@ -163,10 +192,14 @@ export class Delivery {
     } catch {
       return;
     }
+    this.agentsHere(payload.slice(newline + 1), header.x);
+  }
+
+  private agentsHere(frameText: string, exceptAgent: string | null): void {
     let frame: Buffer | null = null;
     for (const conn of this.registry.agents) {
-      if (header.x !== null && conn.principal?.id === header.x) continue;
-      frame ??= encodeTextFrame(payload.slice(newline + 1));
+      if (exceptAgent !== null && conn.principal?.id === exceptAgent) continue;
+      frame ??= encodeTextFrame(frameText);
       conn.sendFrame(frame);
     }
   }

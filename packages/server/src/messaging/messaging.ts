@@ -45,6 +45,20 @@ export function directConversationId(a: string, b: string): string {
   return id;
 }
 
+/**
+ * A sender's `from` as JSON, made once per authenticated principal object (a new one comes
+ * with every authentication, so a renamed principal's next session is serialized afresh).
+ */
+const principalJson = new WeakMap<PrincipalInfo, string>();
+function fromJson(from: PrincipalInfo): string {
+  let json = principalJson.get(from);
+  if (json === undefined) {
+    json = JSON.stringify(from);
+    principalJson.set(from, json);
+  }
+  return json;
+}
+
 const eventFrame = (type: 'message' | 'offline_message', body: string) =>
   `{"type":"${type}","code":200,"message":${body}}`;
 
@@ -156,7 +170,7 @@ export class Messaging {
     const id = randomUUID();
     const head = `{"id":"${id}","conversation_id":${JSON.stringify(conversationId)},"seq":`;
     const tail =
-      `,"from":${JSON.stringify(from)},"text":${JSON.stringify(input.text)}` +
+      `,"from":${fromJson(from)},"text":${JSON.stringify(input.text)}` +
       (dataJson !== null ? `,"data":${dataJson}` : '') +
       `,"ts":${ts}` +
       (input.clientMsgId !== null ? `,"client_msg_id":${JSON.stringify(input.clientMsgId)}` : '') +
@@ -169,7 +183,7 @@ export class Messaging {
       fromDevice: sender.deviceType,
       clientMsgId: input.clientMsgId,
       ts,
-      ...(createDirect ? { createDirect } : {}),
+      createDirect,
       serialize: (seq) => head + seq + tail,
     });
     entered();
