@@ -1196,6 +1196,24 @@ export function storeConformance(name: string, factory: StoreFactory, options: {
         assert.equal(new Set(limited).size, 3);
         for (const id of limited) assert.ok(friends.includes(id));
       });
+
+      it('peersOf finds `limit` distinct peers behind many rows of the same one', async () => {
+        // An agent with a dozen past sessions of one customer (conversation ids that sort first)
+        // and one direct friend: more rows of the customer than a first read of a few per peer takes.
+        const me = uid('agent');
+        const [customer, friend] = [uid('customer'), uid('friend')];
+        for (let i = 0; i < 12; i++)
+          await ctx.store.createConversation(supportSession(customer, { id: `a-${uid('s')}`, status: 'closed' }), [
+            customer,
+            me,
+          ]);
+        await ctx.store.appendMessages([message(`z-${uid('dm')}`, me, { createDirect: [me, friend] })]);
+        assert.deepEqual((await ctx.store.peersOf(me, 2)).sort(), [customer, friend].sort());
+        const one = await ctx.store.peersOf(me, 1);
+        assert.equal(one.length, 1);
+        assert.ok([customer, friend].includes(one[0] as string));
+        assert.deepEqual((await ctx.store.peersOf(me, 10)).sort(), [customer, friend].sort());
+      });
     });
 
     describe('support sessions', () => {
