@@ -93,7 +93,7 @@ export const CONFIG_SCHEMA = group({
     ),
     sqliteCheckpointThread: bool(
       false,
-      'SQLite: WAL checkpoints on a worker thread with its own connection, off the event loop (default: on the committing connection, as SQLite does; see docs/operations.md).',
+      'SQLite: WAL checkpoints on a worker thread with its own connection, off the event loop (default: on the committing connection, after the acks of the batch that filled 1,000 pages; see docs/operations.md).',
     ),
   }),
   broker: group({

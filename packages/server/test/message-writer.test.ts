@@ -45,6 +45,30 @@ describe('MessageWriter (group commit) on a real SQLite file', () => {
     };
   };
 
+  it("runs the store's upkeep once per batch, after the batch's acks were handed to the sockets", async () => {
+    const order: string[] = [];
+    const upkeep = store.upkeep.bind(store);
+    store.upkeep = () => {
+      order.push('upkeep');
+      upkeep();
+    };
+    try {
+      // What a sender does once its message is stored: the ack is queued, and the frame writer
+      // hands the turn's frames to the sockets in an immediate (frame-writer.ts).
+      const sends = Array.from({ length: 3 }, () =>
+        writer.append(message('dm_upkeep')).then(() => {
+          order.push('ack');
+          setImmediate(() => order.push('written'));
+        }),
+      );
+      await Promise.all(sends);
+      while (!order.includes('upkeep')) await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(order, ['ack', 'ack', 'ack', 'written', 'written', 'written', 'upkeep']);
+    } finally {
+      store.upkeep = upkeep;
+    }
+  });
+
   it('stores a backlog in batches of at most MAX_BATCH, in order, with consecutive seqs', async () => {
     batches.length = 0;
     const count = MAX_BATCH * 2 + 100;

@@ -162,10 +162,88 @@ describe('SQLite checkpoints on a worker thread', () => {
       assert.equal(store(on).checkpointer?.alive, true);
       assert.equal(store(on).db.pragma('wal_autocheckpoint', { simple: true }), 4000);
       assert.equal(store(off).checkpointer, null);
-      assert.equal(store(off).db.pragma('wal_autocheckpoint', { simple: true }), 1000);
+      // Without the thread: checkpoints in upkeep, the commit's own only at the bound.
+      assert.equal(store(off).db.pragma('wal_autocheckpoint', { simple: true }), 4000);
     } finally {
       await on.close();
       await off.close();
     }
+  });
+});
+
+describe('SQLite checkpoints in upkeep, after the acks (the default)', () => {
+  let dir: string;
+  let files = 0;
+  const nextFile = () => join(dir, `db-${++files}`, 'gatehouse.db');
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-upkeep-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('leaves the checkpoint out of the commits until 1000 pages wait; upkeep then empties the WAL, which starts over', async () => {
+    const file = nextFile();
+    const { store, batch } = await openStore(file, { checkpointThread: false });
+    const wal = new WalFrames(file);
+    try {
+      let waiting = 0;
+      let upkeepsBelowTheLine = 0;
+      while (waiting < 1000) {
+        await store.appendMessages(batch(25));
+        const now = wal.read()?.waiting ?? 0;
+        // No commit checkpointed: the WAL only grew.
+        assert.ok(now > waiting, `waiting went from ${waiting} to ${now}`);
+        waiting = now;
+        if (waiting < 1000) {
+          store.upkeep();
+          upkeepsBelowTheLine++;
+          assert.equal(wal.read()?.waiting, waiting, 'upkeep leaves a WAL below 1000 pages alone');
+        }
+      }
+      assert.ok(upkeepsBelowTheLine > 5);
+      store.upkeep();
+      assert.equal(wal.read()?.waiting, 0);
+      await store.appendMessages(batch(1));
+      const restarted = wal.read();
+      assert.ok(restarted && restarted.frames < 20, `the WAL started over: ${JSON.stringify(restarted)}`);
+    } finally {
+      wal.close();
+      await store.close();
+    }
+  });
+
+  it('keeps the WAL within its bound when no upkeep comes (writes other than messages), and stores every message gap-free', async () => {
+    const file = nextFile();
+    const limit = 300;
+    const { store, batch, written } = await openStore(file, { checkpointThread: false, walLimitPages: limit });
+    try {
+      let largest = 0;
+      for (let i = 0; i < 150; i++) {
+        await store.appendMessages(batch(25));
+        largest = Math.max(largest, walBytes(file));
+      }
+      assert.ok(largest > walSizeOf(limit / 2), `the WAL grew: ${largest} bytes`);
+      assert.ok(largest <= walSizeOf(limit * 2), `largest WAL ${largest} bytes, bound ${walSizeOf(limit)}`);
+      assert.equal(await storedCount(store), written());
+    } finally {
+      await store.close();
+    }
+    const { store: reopened } = await openStore(file, { checkpointThread: false });
+    try {
+      assert.equal(await storedCount(reopened), written());
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('does nothing on a closed store or one in memory', async () => {
+    const file = nextFile();
+    const { store, batch } = await openStore(file, { checkpointThread: false });
+    for (let i = 0; i < 60; i++) await store.appendMessages(batch(25));
+    await store.close();
+    store.upkeep();
+    const memory = new SqliteStore(':memory:');
+    await memory.migrate();
+    memory.upkeep();
+    await memory.close();
   });
 });

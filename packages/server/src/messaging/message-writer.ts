@@ -15,6 +15,16 @@ interface Pending {
 export const MAX_BATCH = 512;
 
 /**
+ * The store's upkeep, two event-loop turns after a batch was resolved. The acks are written in
+ * the continuations of those resolves, and the frame writer hands them to the sockets in an
+ * immediate queued then, behind the first of these two: so upkeep (SQLite's checkpoint, a few
+ * ms on the loop) never sits between a commit and its acks.
+ */
+function afterAcks(store: Store): void {
+  setImmediate(() => store.upkeep?.());
+}
+
+/**
  * Group commit: messages sent during one event-loop turn are stored in one transaction
  * (at most MAX_BATCH; the rest go in the next, right after).
  * One batch is in the store at a time, so batches commit in the order they were formed.
@@ -72,6 +82,7 @@ export class MessageWriter {
       return;
     }
     for (const [i, pending] of batch.entries()) pending.resolve(results[i] as AppendResult);
+    if (this.store.upkeep) setImmediate(afterAcks, this.store);
   }
 
   /** Resolves when everything queued so far is stored (or failed): for graceful shutdown. */

@@ -239,6 +239,12 @@ export interface Store {
    * message a support session's customer stores sets the session's `waitingSince` to its `ts`.
    */
   appendMessages(batch: NewMessage[]): Promise<AppendResult[]>;
+
+  /**
+   * Upkeep the group commit runs once a batch's acks have been written, so that it never sits
+   * between a commit and its acks (SQLite: the WAL checkpoint). Optional; never throws.
+   */
+  upkeep?(): void;
   /**
    * Messages with seq > afterSeq, oldest first; at most `limit`, the newest ones if more.
    * With `exclude`, the messages that principal sent from that device type are left out (the
