@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Connection } from '../src/gateway/connection.js';
 import { SqliteStore, type SqliteStoreOptions } from '../src/store/sqlite-store.js';
 import type { NewMessage } from '../src/store/store.js';
 import { WalFrames } from '../src/store/wal-frames.js';
-import { startServer } from './helpers/test-server.js';
+import { Clients, freshUsers, sendOk } from './helpers/messaging.js';
+import { startServer, type TestServer } from './helpers/test-server.js';
 
 const CONVERSATIONS = 40;
 const TEXT = 'x'.repeat(300);
@@ -232,6 +235,38 @@ describe('SQLite checkpoints in upkeep, after the acks (the default)', () => {
       assert.equal(await storedCount(reopened), written());
     } finally {
       await reopened.close();
+    }
+  });
+
+  it('runs in a Gatehouse node once the acks of the batch are on their sockets', async () => {
+    const server = await startServer({}, { dataDir: join(dir, 'node-upkeep') });
+    const clients = new Clients();
+    const users = freshUsers(() => server as TestServer);
+    try {
+      const { ids, tokens } = await users('up-a', 'up-b');
+      const sender = await clients.device(server, '/ws', tokens[0] as string);
+      const conn = server.gatehouse.services.gateway.registry.connectionsOf(ids[0] as string);
+      assert.ok(conn instanceof Connection);
+      const socket = conn.socket as Socket;
+      const store = server.gatehouse.services.store as SqliteStore;
+      const upkeep = store.upkeep.bind(store);
+      const seen: { queued: boolean; written: number }[] = [];
+      store.upkeep = () => {
+        seen.push({ queued: conn.queuedFrames !== null, written: socket.bytesWritten });
+        upkeep();
+      };
+      for (let i = 0; i < 3; i++) {
+        const before = socket.bytesWritten;
+        const upkeeps = seen.length;
+        await sendOk(sender.client, { to: ids[1], text: `message ${i}` });
+        while (seen.length === upkeeps) await new Promise((resolve) => setImmediate(resolve));
+        const at = seen[upkeeps] as { queued: boolean; written: number };
+        assert.equal(at.queued, false, 'the ack is not waiting in the frame writer');
+        assert.ok(at.written > before, 'the ack was handed to the socket');
+      }
+    } finally {
+      clients.closeAll();
+      await server.close();
     }
   });
 

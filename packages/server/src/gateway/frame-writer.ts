@@ -83,6 +83,8 @@ let dirty: Connection[] = [];
 let lastFirstFrame: Buffer | null = null;
 let lastFirst: QueuedFrames | null = null;
 let flushScheduled = false;
+/** Run once the frames queued so far have been handed to their sockets (afterFramesWritten). */
+let afterFlush: (() => void)[] = [];
 
 /**
  * Writes a pre-encoded frame. Frames written to one connection within an event-loop turn
@@ -136,4 +138,17 @@ function flush(): void {
   lastFirstFrame = null;
   lastFirst = null;
   for (const conn of connections) flushConnection(conn);
+  const after = afterFlush;
+  afterFlush = [];
+  for (const task of after) task();
+}
+
+/**
+ * Runs `task` once the frames queued so far this turn have been handed to their sockets: right
+ * after the flush when one is pending, else in an immediate. For work that must not delay
+ * them (the store's upkeep after a batch's acks).
+ */
+export function afterFramesWritten(task: () => void): void {
+  if (flushScheduled) afterFlush.push(task);
+  else setImmediate(task);
 }

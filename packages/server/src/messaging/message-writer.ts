@@ -1,4 +1,5 @@
 import { GatehouseError } from '../errors.js';
+import { afterFramesWritten } from '../gateway/frame-writer.js';
 import { hotCounters } from '../metrics.js';
 import type { AppendResult, NewMessage, Store } from '../store/store.js';
 
@@ -15,13 +16,14 @@ interface Pending {
 export const MAX_BATCH = 512;
 
 /**
- * The store's upkeep, two event-loop turns after a batch was resolved. The acks are written in
- * the continuations of those resolves, and the frame writer hands them to the sockets in an
- * immediate queued then, behind the first of these two: so upkeep (SQLite's checkpoint, a few
- * ms on the loop) never sits between a commit and its acks.
+ * The store's upkeep once a batch's acks are on their sockets. This runs in an immediate queued
+ * when the batch was resolved; the acks are queued by the continuations of those resolves, which
+ * all run before it, so by now the frame writer's flush of them is pending (or done), and upkeep
+ * (SQLite's checkpoint, a few ms on the loop) follows it: it never sits between a commit and its
+ * acks, and it starts as early as it can, leaving the most time before the next messages arrive.
  */
 function afterAcks(store: Store): void {
-  setImmediate(() => store.upkeep?.());
+  afterFramesWritten(() => store.upkeep?.());
 }
 
 /**
