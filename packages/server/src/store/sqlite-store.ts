@@ -297,12 +297,11 @@ export class SqliteStore implements Store {
   upkeep(): void {
     const walFrames = this.walFrames;
     if (!walFrames || !this.db.open) return;
-    const wal = walFrames.read();
-    if (wal === null || wal.waiting < CHECKPOINT_PAGES) return;
     try {
-      this.db.pragma('wal_checkpoint(PASSIVE)');
+      const wal = walFrames.read();
+      if (wal !== null && wal.waiting >= CHECKPOINT_PAGES) this.db.pragma('wal_checkpoint(PASSIVE)');
     } catch {
-      // Left to the commit that reaches WAL_LIMIT_PAGES (wal_autocheckpoint).
+      // Left to the commit that reaches WAL_LIMIT_PAGES (wal_autocheckpoint); upkeep never throws.
     }
   }
 
