@@ -151,6 +151,9 @@ class Resources {
   }
 }
 
+/** How often the store's upkeep runs on its own (SQLite: a checkpoint when 1,000 WAL pages wait). */
+const UPKEEP_INTERVAL_MS = 1000;
+
 function createBroker(config: GatehouseConfig, log: Logger): Broker {
   const { url, prefix } = config.broker;
   const logger = log.child({ component: 'broker' });
@@ -212,6 +215,12 @@ export class Gatehouse {
   ): Promise<Services> {
     const store = createStore(config, resolve(config.dataDir), log);
     resources.add('store', () => store.close());
+    // Upkeep once a second too, besides after each batch of messages: writes other than messages
+    // (logins, REST) get their checkpoint within a second, outside any commit.
+    if (store.upkeep) {
+      const stopUpkeep = clock.every(UPKEEP_INTERVAL_MS, () => store.upkeep?.());
+      resources.add('store upkeep', async () => stopUpkeep());
+    }
     // One PostgreSQL pool per node: the store's, shared by the cluster state and rate limits.
     const pool = store instanceof PostgresStore ? store.pool : null;
     const broker = createBroker(config, log);

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ManualClock } from '../src/clock.js';
 import { Connection } from '../src/gateway/connection.js';
 import { SqliteStore, type SqliteStoreOptions } from '../src/store/sqlite-store.js';
 import type { NewMessage } from '../src/store/store.js';
@@ -18,6 +19,11 @@ const TEXT = 'x'.repeat(300);
 async function openStore(file: string, options: SqliteStoreOptions = {}) {
   const store = new SqliteStore(file, { checkpointThread: true, ...options });
   await store.migrate();
+  return { store, ...batches() };
+}
+
+/** Batches of messages spread over `CONVERSATIONS` direct conversations (created by their first message). */
+function batches() {
   let n = 0;
   const batch = (size: number): NewMessage[] =>
     Array.from({ length: size }, () => {
@@ -34,7 +40,7 @@ async function openStore(file: string, options: SqliteStoreOptions = {}) {
         createDirect: { members: ['alice', 'bob'] as [string, string] },
       };
     });
-  return { store, batch, written: () => n };
+  return { batch, written: () => n };
 }
 
 const walBytes = (file: string) => (existsSync(`${file}-wal`) ? statSync(`${file}-wal`).size : 0);
@@ -266,6 +272,25 @@ describe('SQLite checkpoints in upkeep, after the acks (the default)', () => {
       }
     } finally {
       clients.closeAll();
+      await server.close();
+    }
+  });
+
+  it('runs in a Gatehouse node every second too, for writes no batch of messages follows', async () => {
+    const clock = new ManualClock(Date.now());
+    const server = await startServer({}, { dataDir: join(dir, 'node-upkeep-timer'), clock });
+    try {
+      const store = server.gatehouse.services.store as SqliteStore;
+      const wal = new WalFrames(store.file);
+      const { batch } = batches();
+      // Straight to the store, not through the group commit: nothing calls upkeep after them.
+      while ((wal.read()?.waiting ?? 0) < 1000) await store.appendMessages(batch(25));
+      clock.advance(999);
+      assert.ok((wal.read()?.waiting ?? 0) >= 1000, 'no checkpoint before the second is up');
+      clock.advance(1);
+      assert.equal(wal.read()?.waiting, 0);
+      wal.close();
+    } finally {
       await server.close();
     }
   });

@@ -173,9 +173,8 @@ export interface SqliteStoreOptions {
   checkpointPollMs?: number;
   /**
    * The bound on the WAL, in pages (default 4000): when neither the thread nor upkeep() has
-   * emptied the WAL by then (writes that never pause, or writes other than messages, which
-   * are not followed by an upkeep), the committing connection checkpoints the rest itself,
-   * and the WAL starts over.
+   * emptied the WAL by then (writes that never pause), the committing connection checkpoints
+   * the rest itself, and the WAL starts over.
    */
   walLimitPages?: number;
   /** The thread died: checkpoints are back on the committing connection (nothing is lost). */
@@ -185,8 +184,7 @@ export interface SqliteStoreOptions {
 /**
  * When a checkpoint is due (SQLite's own default for `wal_autocheckpoint`): the thread's trigger,
  * and upkeep's without it. At WAL_LIMIT_PAGES the committing connection checkpoints inside the
- * commit itself (`wal_autocheckpoint`): the bound on the WAL when neither has kept up, or when
- * writes other than messages (logins, REST) fill it without an upkeep call.
+ * commit itself (`wal_autocheckpoint`): the bound on the WAL when neither has kept up.
  */
 const CHECKPOINT_PAGES = 1000;
 const WAL_LIMIT_PAGES = 4000;

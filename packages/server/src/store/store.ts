@@ -242,7 +242,8 @@ export interface Store {
 
   /**
    * Upkeep the group commit runs once a batch's acks have been written, so that it never sits
-   * between a commit and its acks (SQLite: the WAL checkpoint). Optional; never throws.
+   * between a commit and its acks, and the node once a second (SQLite: the WAL checkpoint when
+   * it is due). Optional; never throws.
    */
   upkeep?(): void;
   /**
