@@ -37,7 +37,7 @@ function targetOf(request: FastifyRequest): string | undefined {
 }
 
 /**
- * The audit trail of `X-Admin-Key` requests, one `info` line per request once answered:
+ * The audit trail of `X-Admin-Key` requests, one `info` line per request once its answer is decided:
  * which key (its fingerprint, never the key), the action, its target, status and outcome.
  * A request with a wrong or missing key is logged as refused, with the fingerprint of the
  * key it presented. `only` limits the trail to some requests (groups: those made with the
@@ -51,14 +51,21 @@ export function auditAdminActions(
   app.addHook('onError', async (request, _reply, err) => {
     errors.set(request, err);
   });
-  app.addHook('onResponse', async (request, reply) => {
+  // Written once the answer is decided (onSend), not once it has left (onResponse): on Node 24 a
+  // response whose caller hung up emits neither `finish` nor `error`, so onResponse never runs for
+  // it, and an action the caller did not wait for would go unaudited.
+  app.addHook('onSend', async (request, reply, payload) => {
+    auditLine(request, reply.statusCode);
+    return payload;
+  });
+
+  function auditLine(request: FastifyRequest, status: number): void {
     if (!only(request)) return;
     const header = request.headers['x-admin-key'];
     const presented = typeof header === 'string' ? header : undefined;
     const key = presented !== undefined ? keyFingerprint(presented) : null;
     const action = request.routeOptions.config?.audit ?? `${request.method} ${request.routeOptions.url ?? ''}`;
     const target = targetOf(request);
-    const status = reply.statusCode;
     const err = errors.get(request);
     const code = err === undefined ? null : errorCode(err);
     const base = { key, action, ...(target ? { target } : {}), status, ip: request.ip };
@@ -70,5 +77,5 @@ export function auditAdminActions(
       { ...base, outcome: status < 400 ? 'ok' : 'failed', ...(code ? { code } : {}), ...notes.get(request) },
       'admin action',
     );
-  });
+  }
 }
