@@ -10,7 +10,7 @@ import { SqliteStore, type SqliteStoreOptions } from '../src/store/sqlite-store.
 import type { NewMessage } from '../src/store/store.js';
 import { WalFrames } from '../src/store/wal-frames.js';
 import { Clients, freshUsers, sendOk } from './helpers/messaging.js';
-import { startServer, type TestServer } from './helpers/test-server.js';
+import { startServer } from './helpers/test-server.js';
 
 const CONVERSATIONS = 40;
 const TEXT = 'x'.repeat(300);
@@ -44,6 +44,26 @@ function batches() {
 }
 
 const walBytes = (file: string) => (existsSync(`${file}-wal`) ? statSync(`${file}-wal`).size : 0);
+
+/** Appends 150 batches of 25 without a pause; the largest the WAL file got meanwhile. */
+async function largestWalOver(store: SqliteStore, batch: (size: number) => NewMessage[]): Promise<number> {
+  let largest = 0;
+  for (let i = 0; i < 150; i++) {
+    await store.appendMessages(batch(25));
+    largest = Math.max(largest, walBytes(store.file));
+  }
+  return largest;
+}
+
+/** Everything acknowledged is in the file, read by a new store (a restart). */
+async function assertStoredAfterRestart(file: string, written: number): Promise<void> {
+  const { store } = await openStore(file, { checkpointThread: false });
+  try {
+    assert.equal(await storedCount(store), written);
+  } finally {
+    await store.close();
+  }
+}
 /** A WAL of `pages` frames of 4096-byte pages: a 32-byte header, 24 bytes per frame header. */
 const walSizeOf = (pages: number) => 32 + pages * (24 + 4096);
 
@@ -133,22 +153,12 @@ describe('SQLite checkpoints on a worker thread', () => {
       assert.equal(thread?.alive, false);
       assert.equal(store.checkpointer, null);
       assert.equal(store.db.pragma('wal_autocheckpoint', { simple: true }), 1000);
-      let largest = 0;
-      for (let i = 0; i < 150; i++) {
-        await store.appendMessages(batch(25));
-        largest = Math.max(largest, walBytes(file));
-      }
+      const largest = await largestWalOver(store, batch);
       assert.ok(largest <= walSizeOf(2000), `largest WAL ${largest} bytes`);
     } finally {
       await store.close();
     }
-    // Everything acknowledged is in the file, read by a new store (a restart).
-    const { store: reopened } = await openStore(file, { checkpointThread: false });
-    try {
-      assert.equal(await storedCount(reopened), written());
-    } finally {
-      await reopened.close();
-    }
+    await assertStoredAfterRestart(file, written());
   });
 
   it('stops the thread on close, and the last connection removes the WAL', async () => {
@@ -225,29 +235,20 @@ describe('SQLite checkpoints in upkeep, after the acks (the default)', () => {
     const limit = 300;
     const { store, batch, written } = await openStore(file, { checkpointThread: false, walLimitPages: limit });
     try {
-      let largest = 0;
-      for (let i = 0; i < 150; i++) {
-        await store.appendMessages(batch(25));
-        largest = Math.max(largest, walBytes(file));
-      }
+      const largest = await largestWalOver(store, batch);
       assert.ok(largest > walSizeOf(limit / 2), `the WAL grew: ${largest} bytes`);
       assert.ok(largest <= walSizeOf(limit * 2), `largest WAL ${largest} bytes, bound ${walSizeOf(limit)}`);
       assert.equal(await storedCount(store), written());
     } finally {
       await store.close();
     }
-    const { store: reopened } = await openStore(file, { checkpointThread: false });
-    try {
-      assert.equal(await storedCount(reopened), written());
-    } finally {
-      await reopened.close();
-    }
+    await assertStoredAfterRestart(file, written());
   });
 
   it('runs in a Gatehouse node once the acks of the batch are on their sockets', async () => {
     const server = await startServer({}, { dataDir: join(dir, 'node-upkeep') });
     const clients = new Clients();
-    const users = freshUsers(() => server as TestServer);
+    const users = freshUsers(() => server);
     try {
       const { ids, tokens } = await users('up-a', 'up-b');
       const sender = await clients.device(server, '/ws', tokens[0] as string);

@@ -226,13 +226,11 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     if (file !== ':memory:') restrictSidecars(file);
     this.appendTransaction = this.db.transaction((batch: NewMessage[]) => this.appendBatch(batch));
-    if (file !== ':memory:' && options.checkpointThread !== true) {
-      this.db.pragma(`wal_autocheckpoint = ${options.walLimitPages ?? WAL_LIMIT_PAGES}`);
-      this.walFrames = new WalFrames(file);
-    }
-    if (file !== ':memory:' && options.checkpointThread === true) {
-      const limit = options.walLimitPages ?? WAL_LIMIT_PAGES;
-      this.db.pragma(`wal_autocheckpoint = ${limit}`);
+    if (file === ':memory:') return;
+    // The commit's own checkpoint is only the bound: the thread or upkeep() checkpoints before it.
+    this.db.pragma(`wal_autocheckpoint = ${options.walLimitPages ?? WAL_LIMIT_PAGES}`);
+    if (options.checkpointThread !== true) this.walFrames = new WalFrames(file);
+    else
       this.checkpointer = new SqliteCheckpointer({
         file,
         synchronous,
@@ -245,7 +243,6 @@ export class SqliteStore implements Store {
           options.onCheckpointThreadFailure?.(err);
         },
       });
-    }
   }
 
   private readonly appendTransaction: Database.Transaction<(batch: NewMessage[]) => AppendResult[]>;
