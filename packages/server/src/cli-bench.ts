@@ -194,13 +194,14 @@ export async function benchCommand(argv: string[], out: (line: string) => void =
   let next = 0;
   let due = 0;
   const tickMs = 10;
-  const progress = setInterval(() => {
+  const printProgress = () => {
     const sorted = [...latencies].sort((a, b) => a - b);
     process.stderr.write(
       `\r${((performance.now() - started) / 1000).toFixed(0)} s  sent ${sent}  acked ${acked}  received ${received}  ` +
         `p50 ${percentile(sorted, 50).toFixed(1)} ms  errors ${[...closeCodes.values()].reduce((a, b) => a + b, 0) + sendErrors}   `,
     );
-  }, 1000);
+  };
+  const progress = setInterval(printProgress, 1000);
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
       const elapsed = performance.now() - started;
@@ -234,6 +235,8 @@ export async function benchCommand(argv: string[], out: (line: string) => void =
   while ((acked + sendErrors < sent || received < acked) && performance.now() < settleUntil)
     await new Promise((r) => setTimeout(r, 50));
   clearInterval(progress);
+  // The last state, always: a run shorter than the interval would otherwise show no line at all.
+  printProgress();
   process.stderr.write('\n');
   for (const c of clients) c.close();
 

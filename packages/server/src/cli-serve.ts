@@ -1,6 +1,5 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
 import { Gatehouse } from './app.js';
 import { type CliCommand, configFrom, type Flags, UsageError } from './cli-command.js';
 import type { ConfigInput, GatehouseConfig } from './config.js';
@@ -13,13 +12,15 @@ export function shouldSeedDemo(config: GatehouseConfig): boolean {
 }
 
 /**
- * Exits once the log's last lines are written. The log is written asynchronously; exiting at once
- * writes what is buffered synchronously, ahead of a write still under way (seen on a busy machine:
- * "gatehouse stopped" before "gatehouse stopping"). Bounded, in case the log's reader is gone.
+ * Exits once the log's last lines are written. The log is written asynchronously, and pino's
+ * `flush` does not wait for a write under way (it returns at once when lines are not batched), so
+ * `process.exit` could cut the last lines or put them out of order (seen on a busy machine:
+ * "gatehouse stopped" before "gatehouse stopping", or missing). With everything closed the event
+ * loop empties once those writes are done and the process ends on its own; the timer bounds that,
+ * in case the log's reader is gone or a handle was left open.
  */
-function exitAfterLog(log: Logger, code: number): void {
+function exitAfterLog(code: number): void {
   process.exitCode = code;
-  log.flush(() => process.exit(code));
   setTimeout(() => process.exit(code), 2000).unref();
 }
 
@@ -65,6 +66,22 @@ async function serve(_args: string[], flags: Flags): Promise<number> {
   // stdout carries the JSON log only; the banner (secrets) goes to a terminal or a private file.
   const log = createLogger(config.log.level);
   for (const warning of warnings) log.warn(warning);
+  // A signal during start-up is kept and acted on once the node is up: stopping halfway through
+  // (the banner, the demo seed) would leave a half-written first start, and the default handler
+  // would exit without the "stopping"/"stopped" lines. A second one exits at once, in case the
+  // start-up is stuck.
+  let pendingSignal: string | undefined;
+  let onSignal = (signal: string) => {
+    if (pendingSignal) {
+      log.warn({ signal }, 'second signal during start-up: exiting without waiting for it');
+      exitAfterLog(1);
+      return;
+    }
+    pendingSignal = signal;
+    log.info({ signal }, 'signal during start-up: stopping once started (send it again to exit now)');
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
   const gatehouse = await Gatehouse.create({ config, logger: log });
   const { url } = await gatehouse.listen();
   const { notes, services } = gatehouse;
@@ -138,16 +155,16 @@ async function serve(_args: string[], flags: Flags): Promise<number> {
     gatehouse.close().then(
       () => {
         log.info({ node, signal, durationMs: Date.now() - since }, 'gatehouse stopped');
-        exitAfterLog(log, 0);
+        exitAfterLog(0);
       },
       (err) => {
         log.error({ err, node, signal }, 'shutdown failed');
-        exitAfterLog(log, 1);
+        exitAfterLog(1);
       },
     );
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  onSignal = stop;
+  if (pendingSignal) stop(pendingSignal);
   return -1;
 }
 

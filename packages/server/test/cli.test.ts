@@ -36,6 +36,8 @@ function serve(
   dataDir: string,
   env: Record<string, string> = {},
   umask = '022',
+  // 'listening': resolve on the first log line, while the first start may still be under way.
+  until: 'ready' | 'listening' = 'ready',
 ): Promise<{ child: ChildProcess; url: string; stdout: () => string; stderr: () => string }> {
   const child = spawn(
     '/bin/sh',
@@ -52,7 +54,8 @@ function serve(
     child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       // The banner file is written after the "listening" line: wait for the line that follows it.
-      const ready = stdout.includes('"first start') || (stdout.includes('gatehouse listening') && !firstStart(dataDir));
+      const listening = stdout.includes('gatehouse listening');
+      const ready = stdout.includes('"first start') || (listening && (until === 'listening' || !firstStart(dataDir)));
       const url = /"url":"(http:\/\/[^"]+)"/.exec(stdout)?.[1];
       if (url && ready) {
         clearTimeout(timer);
@@ -177,11 +180,16 @@ describe('the gatehouse CLI', () => {
   it('logs its start (URL, node, store and broker kinds) and its stop (signal) at info', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-cli-stop-'));
     try {
-      const { child, url, stdout } = await serve(join(dir, 'data'), {
-        GATEHOUSE_DEMO_SEED: 'false',
-        GATEHOUSE_NODE_ID: 'log-node-1',
-      });
-      assert.equal(await stop(child), 0);
+      // Stopped as soon as it says it listens: the first start (banner file) is still under way,
+      // and the signal must wait for it rather than kill the process (a CI run caught that race).
+      const { child, url, stdout } = await serve(
+        join(dir, 'data'),
+        { GATEHOUSE_DEMO_SEED: 'false', GATEHOUSE_NODE_ID: 'log-node-1' },
+        '022',
+        'listening',
+      );
+      assert.equal(await stop(child), 0, stdout());
+      assert.ok(existsSync(join(dir, 'data', 'first-start.txt')), 'the first start was finished');
       const lines = assertJsonLines(stdout());
       const listening = lines.find((l) => l.msg === 'gatehouse listening');
       assert.ok(listening, stdout());
@@ -200,6 +208,21 @@ describe('the gatehouse CLI', () => {
       assert.equal(stopped.signal, 'SIGTERM');
       assert.equal(typeof stopped.durationMs, 'number');
       assert.ok(lines.indexOf(stopping) < lines.indexOf(stopped));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a stop signal during the first start (demo seed under way) lets it finish, then stops cleanly', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-cli-early-stop-'));
+    try {
+      // The demo agent's password is hashed after "gatehouse listening": the signal lands there.
+      const { child, stdout, stderr } = await serve(join(dir, 'data'), {}, '022', 'listening');
+      assert.equal(await stop(child), 0, stdout() + stderr());
+      assert.match(readFileSync(join(dir, 'data', 'first-start.txt'), 'utf8'), /agent: demo-agent \/ \S+/);
+      const messages = assertJsonLines(stdout()).map((l) => l.msg);
+      assert.ok(messages.indexOf('gatehouse stopping') > messages.indexOf('demo agent and demo app key created'));
+      assert.ok(messages.includes('gatehouse stopped'), stdout());
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
