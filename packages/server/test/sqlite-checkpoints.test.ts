@@ -81,14 +81,22 @@ async function storedCount(store: SqliteStore): Promise<number> {
   return total;
 }
 
-describe('SQLite checkpoints on a worker thread', () => {
-  let dir: string;
+/** A temporary folder of the suite's own, removed after it: a fresh database file per `nextFile()`. */
+function suiteFolder(prefix: string) {
+  let dir = '';
   let files = 0;
-  const nextFile = () => join(dir, `db-${++files}`, 'gatehouse.db');
   before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-checkpoints-'));
+    dir = mkdtempSync(join(tmpdir(), prefix));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
+  return {
+    nextFile: () => join(dir, `db-${++files}`, 'gatehouse.db'),
+    inFolder: (name: string) => join(dir, name),
+  };
+}
+
+describe('SQLite checkpoints on a worker thread', () => {
+  const { nextFile, inFolder } = suiteFolder('gatehouse-checkpoints-');
 
   it('copies the WAL into the database file off the event loop, and the WAL starts over at the next write', async () => {
     const file = nextFile();
@@ -174,8 +182,8 @@ describe('SQLite checkpoints on a worker thread', () => {
   });
 
   it('runs in a Gatehouse node with store.sqliteCheckpointThread, and not by default', async () => {
-    const on = await startServer({ store: { sqliteCheckpointThread: true } }, { dataDir: join(dir, 'node-on') });
-    const off = await startServer({}, { dataDir: join(dir, 'node-off') });
+    const on = await startServer({ store: { sqliteCheckpointThread: true } }, { dataDir: inFolder('node-on') });
+    const off = await startServer({}, { dataDir: inFolder('node-off') });
     try {
       const store = (server: typeof on) => server.gatehouse.services.store as SqliteStore;
       assert.equal(store(on).checkpointer?.alive, true);
@@ -191,13 +199,7 @@ describe('SQLite checkpoints on a worker thread', () => {
 });
 
 describe('SQLite checkpoints in upkeep, after the acks (the default)', () => {
-  let dir: string;
-  let files = 0;
-  const nextFile = () => join(dir, `db-${++files}`, 'gatehouse.db');
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-upkeep-'));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const { nextFile, inFolder } = suiteFolder('gatehouse-upkeep-');
 
   it('leaves the checkpoint out of the commits until 1000 pages wait; upkeep then empties the WAL, which starts over', async () => {
     const file = nextFile();
@@ -246,7 +248,7 @@ describe('SQLite checkpoints in upkeep, after the acks (the default)', () => {
   });
 
   it('runs in a Gatehouse node once the acks of the batch are on their sockets', async () => {
-    const server = await startServer({}, { dataDir: join(dir, 'node-upkeep') });
+    const server = await startServer({}, { dataDir: inFolder('node-upkeep') });
     const clients = new Clients();
     const users = freshUsers(() => server);
     try {
@@ -279,7 +281,7 @@ describe('SQLite checkpoints in upkeep, after the acks (the default)', () => {
 
   it('runs in a Gatehouse node every second too, for writes no batch of messages follows', async () => {
     const clock = new ManualClock(Date.now());
-    const server = await startServer({}, { dataDir: join(dir, 'node-upkeep-timer'), clock });
+    const server = await startServer({}, { dataDir: inFolder('node-upkeep-timer'), clock });
     try {
       const store = server.gatehouse.services.store as SqliteStore;
       const wal = new WalFrames(store.file);
