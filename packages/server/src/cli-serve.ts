@@ -68,12 +68,14 @@ async function serve(_args: string[], flags: Flags): Promise<number> {
   for (const warning of warnings) log.warn(warning);
   // A signal during start-up is kept and acted on once the node is up: stopping halfway through
   // (the banner, the demo seed) would leave a half-written first start, and the default handler
-  // would exit without the "stopping"/"stopped" lines. A second one exits at once, in case the
-  // start-up is stuck.
+  // would exit without the "stopping"/"stopped" lines. A second one exits (1) without waiting for
+  // the start, in case it is stuck: no graceful stop follows it to set another exit code.
   let pendingSignal: string | undefined;
+  let givenUp = false;
   let onSignal = (signal: string) => {
     if (pendingSignal) {
       log.warn({ signal }, 'second signal during start-up: exiting without waiting for it');
+      givenUp = true;
       exitAfterLog(1);
       return;
     }
@@ -163,8 +165,10 @@ async function serve(_args: string[], flags: Flags): Promise<number> {
       },
     );
   };
-  onSignal = stop;
-  if (pendingSignal) stop(pendingSignal);
+  if (!givenUp) {
+    onSignal = stop;
+    if (pendingSignal) stop(pendingSignal);
+  }
   return -1;
 }
 
